@@ -1,0 +1,1 @@
+"""Plumbing shared by every algorithm: devices, seeding, paths, checkpoints."""
