@@ -1,0 +1,62 @@
+"""ConvNets: the BatchNorm teacher/student pair for 28×28 images, and ConvNet-3 (instance norm), the
+network dataset-condensation papers (DC, DSA, DM) evaluate synthetic sets with."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from distill_core.models.base import ZooModel
+
+NORMS = ("batchnorm", "instancenorm", "none")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if kind == "instancenorm":  # GroupNorm with one group per channel = instance norm with affine parameters
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: use one of {NORMS}")
+
+
+class ConvNet(ZooModel):
+    """``len(channels)`` blocks of [Conv3×3 → norm → ReLU → pool(2)] → Linear.
+
+    :param input_shape: ``(C, H, W)``.
+    :param num_classes: number of classes.
+    :param channels: output channels of each block.
+    :param norm: ``batchnorm``, ``instancenorm`` or ``none``.
+    :param pool: ``max`` or ``avg``.
+    :param dropout: dropout before the classifier.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: tuple[int, ...] = (32, 64, 128),
+                 norm: str = "batchnorm", pool: str = "max", dropout: float = 0.0) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"ConvNet needs image inputs (C, H, W), got shape {tuple(input_shape)}")
+        layers: list[nn.Module] = []
+        fan_in = input_shape[0]
+        for width in channels:
+            layers += [nn.Conv2d(fan_in, width, 3, padding=1, bias=norm == "none"), _norm(norm, width), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)]
+            fan_in = width
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        super().__init__(nn.Sequential(*layers), input_shape, num_classes)
+
+
+def convnet_bn(input_shape: tuple[int, ...], num_classes: int, width: float = 1.0, dropout: float = 0.0) -> ConvNet:
+    """The 32-64-128 BatchNorm teacher (``width`` scales the channels)."""
+    return ConvNet(input_shape, num_classes, tuple(max(1, round(c * width)) for c in (32, 64, 128)), dropout=dropout)
+
+
+def convnet_bn_half(input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> ConvNet:
+    """The half-width 16-32-64 student."""
+    return convnet_bn(input_shape, num_classes, width=0.5, dropout=dropout)
+
+
+def convnet3_in(input_shape: tuple[int, ...], num_classes: int, width: int = 128, depth: int = 3,
+                norm: str = "instancenorm") -> ConvNet:
+    """ConvNet-3 of DC/DSA/DM: ``depth`` × [Conv3×3(width) → instance norm → ReLU → AvgPool2]."""
+    return ConvNet(input_shape, num_classes, (width,) * depth, norm=norm, pool="avg")

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from distill_core.common.seeding import seeded
+from distill_core.models import build_model, has_batchnorm, list_models
+
+SHAPES = {
+    "mlp_bn": [(1, 8, 8), (1, 40), (1, 28, 28)],
+    "mlp_bn_half": [(1, 8, 8), (1, 40)],
+    "convnet_bn": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
+    "convnet_bn_half": [(1, 28, 28), (3, 32, 32)],
+    "lenet5_bn": [(1, 28, 28), (3, 32, 32)],
+    "lenet5_half": [(1, 28, 28)],
+    "resnet_small": [(3, 32, 32), (1, 28, 28)],
+    "convnet3_in": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
+}
+TEACHERS = ["mlp_bn", "convnet_bn", "lenet5_bn", "resnet_small"]
+PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("convnet_bn", "convnet_bn_half", (1, 28, 28)), ("lenet5_bn", "lenet5_half", (1, 28, 28))]
+
+
+def test_every_zoo_model_is_covered():
+    assert sorted(SHAPES) == list_models()
+
+
+@pytest.mark.parametrize("name,shape", [(n, s) for n, shapes in SHAPES.items() for s in shapes])
+def test_forward_and_embed_shapes(name, shape):
+    model = build_model(name, input_shape=shape, num_classes=7).eval()
+    x = torch.randn(5, *shape)
+    logits = model(x)
+    assert logits.shape == (5, 7)
+    emb = model.embed(x)
+    assert emb.dim() == 2 and emb.shape[0] == 5
+    assert torch.allclose(model.classifier(emb), logits)
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_teachers_have_batchnorm(name):
+    assert has_batchnorm(build_model(name, input_shape=SHAPES[name][0], num_classes=10))
+
+
+def test_condensation_evaluator_has_no_batchnorm():
+    assert not has_batchnorm(build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10))
+
+
+@pytest.mark.parametrize("teacher,student,shape", PAIRS)
+def test_students_are_smaller(teacher, student, shape):
+    def count(name):
+        return sum(p.numel() for p in build_model(name, input_shape=shape, num_classes=10).parameters())
+
+    assert count(student) < count(teacher) / 2
+
+
+def test_same_seed_same_weights():
+    def weights(seed):
+        with seeded(seed):
+            return torch.cat([p.flatten() for p in build_model("convnet_bn", input_shape=(1, 28, 28), num_classes=10).parameters()])
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+
+
+def test_bad_names_and_shapes():
+    with pytest.raises(ValueError, match="unknown model 'vgg'.*convnet_bn"):
+        build_model("vgg", input_shape=(1, 28, 28), num_classes=10)
+    with pytest.raises(ValueError, match="at least 28×28"):
+        build_model("lenet5_bn", input_shape=(1, 8, 8), num_classes=10)
+    with pytest.raises(ValueError, match="needs image inputs"):
+        build_model("convnet_bn", input_shape=(1, 40), num_classes=10)
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_gradients_reach_the_input(name):
+    model = build_model(name, input_shape=SHAPES[name][0], num_classes=10).eval()
+    x = torch.randn(4, *SHAPES[name][0], requires_grad=True)
+    torch.nn.functional.cross_entropy(model(x), torch.arange(4)).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
