@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -28,6 +31,13 @@ def derive_seed(seed: int, *tags: int | str) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1)
 
 
-def seed_torch(seed: int) -> None:
-    """Seed torch's global generators (module initialisation draws from them)."""
-    torch.manual_seed(int(seed))
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global CPU generator seeded to ``seed``, restoring it afterwards.
+
+    Module constructors draw their initial weights from the global generator; this makes a model's
+    initialisation a function of ``seed`` alone without leaking state into the caller.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield

@@ -1,0 +1,50 @@
+"""Batch augmentations on tensors, per-sample random, driven by an explicit generator.
+
+torchvision's v2 transforms draw one set of parameters per call (a whole batch shifts alike);
+distillation and teacher training want each sample shifted on its own, on whatever device the batch
+lives, so these few lines are vectorised here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by an integer offset in ``[-max_shift, max_shift]`` per axis.
+
+    The border is padded by replication: it works in normalised space without knowing the data set's
+    background value, and the borders of the images here are background.
+
+    :param x: images ``(N, C, H, W)``.
+    :param max_shift: largest offset in pixels; 0 returns ``x``.
+    :param generator: the source of randomness (on ``x``'s device).
+    """
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator, device=x.device)
+    rows = (torch.arange(h, device=x.device)[None, :] + offsets[0][:, None])  # (N, H)
+    cols = (torch.arange(w, device=x.device)[None, :] + offsets[1][:, None])  # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # advanced indexing over (N, H, W), channels kept by moving them last
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image left-right with probability ``p``."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, *, max_shift: int = 0, hflip: bool = False) -> torch.Tensor:
+    """The standard light augmentation: per-sample shift then optional horizontal flip. 1-D inputs
+    ``(N, C, L)`` and flat inputs are returned unchanged (shifting a signal or a vector is not a
+    label-preserving transform we can assume)."""
+    if x.dim() != 4:
+        return x
+    x = random_shift(x, max_shift, generator)
+    return random_hflip(x, generator) if hflip else x

@@ -1,0 +1,30 @@
+import torch
+
+from distill_core.augment import augment_batch, random_hflip, random_shift
+from distill_core.common.seeding import torch_generator
+
+
+def test_shift_moves_content_and_keeps_shape():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    out = random_shift(x, 2, torch_generator(0))
+    assert out.shape == x.shape
+    assert torch.allclose(out.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)))  # a 2-pixel shift keeps the blob inside
+    centres = (out[:, 0].nonzero()[:, 1:].float()).mean(0)
+    assert not torch.equal(out, x) and centres.shape == (2,)
+    assert len({tuple(o.nonzero()[0].tolist()) for o in out}) > 5  # per-sample offsets, not one for the batch
+
+
+def test_same_generator_seed_same_augmentation():
+    x = torch.randn(16, 3, 8, 8)
+    a = augment_batch(x, torch_generator(5), max_shift=2, hflip=True)
+    b = augment_batch(x, torch_generator(5), max_shift=2, hflip=True)
+    assert torch.equal(a, b)
+
+
+def test_hflip_flips_about_half_and_leaves_vectors_alone():
+    x = torch.arange(8.0).repeat(1000, 1, 1, 1)
+    flipped = (random_hflip(x, torch_generator(0))[:, 0, 0, 0] == 7).float().mean()
+    assert 0.4 < flipped < 0.6
+    signal = torch.randn(4, 1, 40)
+    assert augment_batch(signal, torch_generator(0), max_shift=2, hflip=True) is signal
