@@ -1,13 +1,28 @@
-"""Data sets by name: ``load_dataset("digits")`` → normalised train / validation / test tensors + metadata.
+"""Data sets by name: ``load_dataset("digits")`` -> normalised train / validation / test tensors + metadata.
 
-Each source returns raw arrays (decoded once per process and cached); the registry turns them into
-:class:`DatasetSplits` with a validation split that depends only on the seed.
+A data set is registered as two steps: ``locate`` finds its files (cheap: looks at folders, downloads
+only as a last resort) and ``read`` decodes them into a :class:`RawData`. Decoded data are cached per
+process, keyed by the data set's name and the resolved folder (plus the files' sizes and modification
+times, so a replaced file is read again); :func:`load_dataset` then builds fresh tensors from the cache
+with a validation split that depends only on the seed.
+
+Where the files are looked for, first hit wins:
+
+* ``fashion_mnist``: ``root`` / ``$DISTILL_GYM_FASHION_MNIST`` (a folder of the four IDX files, plain or
+  ``.gz``; an explicit folder without them is an error), then :data:`DEBIAN_FASHION_MNIST` (Debian's
+  ``dataset-fashion-mnist``), then ``data_dir()/FashionMNIST/raw``, then torchvision's download into it.
+* ``mnist``: ``root`` / ``$DISTILL_GYM_MNIST``, then ``data_dir()/MNIST/raw``, then torchvision's download.
+* ``cifar10``: ``root`` / ``$DISTILL_GYM_CIFAR10`` (``cifar-10-batches-py`` or its parent), then
+  ``data_dir()/cifar-10-batches-py``, then torchvision's download. Read by our reader either way:
+  torchvision's class md5-checks every file and only fetches here.
+* ``digits`` (scikit-learn's bundled copy) and ``mnist1d`` (generated) need no files.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,24 +31,39 @@ import numpy as np
 import torch
 
 from distill_core.common.paths import data_dir
-from distill_core.data.readers import DatasetNotFoundError, read_cifar10, read_idx_set
+from distill_core.data.readers import (
+    CIFAR10_FILES,
+    IDX_FILES,
+    DatasetNotFoundError,
+    find_idx,
+    read_cifar_batches,
+    read_idx_set,
+)
 
-#: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
+#: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files (tests monkeypatch this module attribute).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DatasetSplits:
     """A loaded data set: normalised float32 inputs ``(N, *input_shape)`` and int64 labels per split.
 
+    Every call of :func:`load_dataset` returns tensors of its own: changing them in place affects nothing else.
+
     :param name: registry name.
+    :param x_train: training inputs, ``(x - mean) / std`` per channel.
+    :param y_train: training labels.
+    :param x_val: validation inputs (drawn from the official training set with the seed).
+    :param y_val: validation labels.
+    :param x_test: test inputs (the official test set, or a fixed split where there is none).
+    :param y_test: test labels.
     :param classes: class names, index = label.
-    :param mean: per-channel mean used to normalise (``x = (pixel − mean) / std``).
+    :param mean: per-channel mean used to normalise (fixed constants, not recomputed per split).
     :param std: per-channel std used to normalise.
-    :param source: where the data came from.
+    :param source: where the data came from (a folder, ``"scikit-learn load_digits"``, ...).
     """
 
     name: str
@@ -50,31 +80,54 @@ class DatasetSplits:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, e.g. ``(1, 28, 28)`` or ``(1, 40)``."""
         return tuple(self.x_train.shape[1:])
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.classes)
 
     def _channel_view(self, values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
         return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, *[1] * (like.dim() - 2))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel values (``[0, 1]``) → the normalised space the tensors live in."""
+        """Pixel values (``[0, 1]`` for images) -> the normalised space the tensors live in.
+
+        :param x: a batch ``(N, C, ...)``.
+        """
         return (x - self._channel_view(self.mean, x)) / self._channel_view(self.std, x)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised inputs ``(N, C, ...)`` → pixel values (``[0, 1]`` for images)."""
+        """Normalised inputs -> pixel values (``[0, 1]`` for images; MNIST-1D signals are standardised already).
+
+        :param x: a batch ``(N, C, ...)`` in the normalised space.
+        """
         return x * self._channel_view(self.std, x) + self._channel_view(self.mean, x)
 
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test, "
-                f"shape {self.input_shape}, {self.num_classes} classes, from {self.source}")
+        """One line: name, split sizes, input shape, classes and source."""
+        return (
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test, "
+            f"shape {self.input_shape}, {self.num_classes} classes, from {self.source}"
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RawData:
-    """What a source returns: inputs scaled to ``[0, 1]`` (images) or raw (signals), labels, test split."""
+    """What a data set's reader returns; arrays are made read-only when cached.
+
+    :param x_train: official training inputs ``(N, *input_shape)`` as stored (uint8 pixels, float signals).
+    :param y_train: their labels.
+    :param x_test: test inputs.
+    :param y_test: test labels.
+    :param classes: class names.
+    :param mean: per-channel normalisation mean (of ``x / scale``).
+    :param std: per-channel normalisation std.
+    :param source: where the data came from.
+    :param scale: stored values are divided by this to reach ``[0, 1]`` (255 for uint8 pixels).
+    :param stratify: draw the validation split per class.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -84,73 +137,132 @@ class RawData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
+    scale: float = 1.0
     stratify: bool = False
 
 
-_SOURCES: dict[str, Callable[[str | None, bool], RawData]] = {}
+#: ``locate(root, download) -> folder``: finds (or downloads) the files; raises DatasetNotFoundError.
+Locator = Callable[[Path | None, bool], Path]
+#: ``read(folder) -> RawData``: decodes them (``folder`` is None for generated / bundled data sets).
+Reader = Callable[[Path | None], RawData]
 
 
-def register_dataset(name: str) -> Callable:
-    """Decorator adding a source ``fn(root, download) -> RawData`` under ``name``."""
+@dataclass(frozen=True)
+class _Source:
+    read: Reader
+    locate: Locator | None
 
-    def wrap(fn: Callable[[str | None, bool], RawData]) -> Callable[[str | None, bool], RawData]:
-        _SOURCES[name] = fn
-        return fn
+
+_SOURCES: dict[str, _Source] = {}
+
+
+def register_dataset(name: str, *, locate: Locator | None = None) -> Callable[[Reader], Reader]:
+    """Decorator registering a reader ``read(folder) -> RawData`` under ``name``.
+
+    :param name: the name :func:`load_dataset` accepts.
+    :param locate: finds the folder to read (``None`` for data sets that need no files).
+    """
+
+    def wrap(read: Reader) -> Reader:
+        _SOURCES[name] = _Source(read, locate)
+        return read
 
     return wrap
 
 
 def list_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
+    """Names accepted by :func:`load_dataset`, sorted."""
     return sorted(_SOURCES)
 
 
-def load_dataset(name: str, *, root: str | os.PathLike | None = None, val_fraction: float = 0.1, seed: int = 0,
-                 download: bool = True) -> DatasetSplits:
+def load_dataset(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    download: bool = True,
+) -> DatasetSplits:
     """Load data set ``name`` with a validation split drawn from the training set with ``seed``.
 
     :param name: one of :func:`list_datasets`.
-    :param root: a folder with the data set's files (overrides the environment variable and defaults).
+    :param root: a folder with the data set's files; takes precedence over the environment variable
+        (``DISTILL_GYM_FASHION_MNIST``, ``DISTILL_GYM_MNIST``, ``DISTILL_GYM_CIFAR10``) and the defaults.
+        An explicit folder (argument or variable) that lacks the files is an error, not skipped.
+        Ignored by ``digits`` and ``mnist1d``, which need no files.
     :param val_fraction: share of the training set held out for validation, in ``[0, 1)``.
-    :param seed: selects the validation split (the test split is fixed).
-    :param download: allow torchvision to download where nothing local is found.
-    :raises ValueError: unknown name or bad fraction.
-    :raises DatasetNotFoundError: the files are nowhere; the message lists the ways to provide them.
+    :param seed: selects the validation split (the test split never depends on it).
+    :param download: let torchvision download the files when they are found nowhere locally.
+    :return: the splits, as fresh tensors.
+    :raises ValueError: unknown name, bad fraction, or corrupt files.
+    :raises DatasetNotFoundError: the files are nowhere; the message lists every way to provide them.
     """
     if name not in _SOURCES:
         raise ValueError(f"unknown data set {name!r}: use one of {', '.join(list_datasets())}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    raw = _load_raw(name, str(root) if root is not None else None, download)
+    source = _SOURCES[name]
+    folder = source.locate(Path(root) if root is not None else None, download) if source.locate else None
+    if folder is None:
+        raw = _read_cached(name, None, ())
+    else:
+        folder = folder.resolve()
+        raw = _read_cached(name, str(folder), _fingerprint(folder))
     train_idx, val_idx = _split(raw.y_train, val_fraction, seed, raw.stratify)
 
-    def tensor(x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    def inputs(x: np.ndarray) -> torch.Tensor:  # always a new array: never a view of the cache
+        scaled = x.astype(np.float32)
+        if raw.scale != 1.0:
+            scaled /= np.float32(raw.scale)
+        t = torch.from_numpy(scaled)
         view = (1, -1) + (1,) * (t.dim() - 2)
-        return (t - torch.tensor(raw.mean).view(view)) / torch.tensor(raw.std).view(view)
+        return t.sub_(torch.tensor(raw.mean).view(view)).div_(torch.tensor(raw.std).view(view))
 
     def labels(y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(y, dtype=np.int64).copy())
+        return torch.from_numpy(y.astype(np.int64))
 
     return DatasetSplits(
         name=name,
-        x_train=tensor(raw.x_train[train_idx]), y_train=labels(raw.y_train[train_idx]),
-        x_val=tensor(raw.x_train[val_idx]), y_val=labels(raw.y_train[val_idx]),
-        x_test=tensor(raw.x_test), y_test=labels(raw.y_test),
-        classes=raw.classes, mean=raw.mean, std=raw.std, source=raw.source,
+        x_train=inputs(raw.x_train[train_idx]),
+        y_train=labels(raw.y_train[train_idx]),
+        x_val=inputs(raw.x_train[val_idx]),
+        y_val=labels(raw.y_train[val_idx]),
+        x_test=inputs(raw.x_test),
+        y_test=labels(raw.y_test),
+        classes=raw.classes,
+        mean=raw.mean,
+        std=raw.std,
+        source=raw.source,
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _load_raw(name: str, root: str | None, download: bool) -> RawData:
-    return _SOURCES[name](root, download)
+def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file in ``folder`` (part of the cache key)."""
+    with os.scandir(folder) as entries:
+        stats = [(e.name, e.stat()) for e in entries if e.is_file()]
+    return tuple(sorted((n, s.st_size, s.st_mtime_ns) for n, s in stats))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cached(name: str, folder: str | None, fingerprint: tuple) -> RawData:
+    """Decode once per (name, folder, file stamps); the arrays are returned read-only."""
+    raw = _SOURCES[name].read(Path(folder) if folder is not None else None)
+    for y in (raw.y_train, raw.y_test):
+        if len(y) and (y.min() < 0 or y.max() >= len(raw.classes)):
+            raise ValueError(
+                f"{name} from {raw.source}: labels span {y.min()}..{y.max()} but there are {len(raw.classes)} classes; "
+                "the files are corrupt or from another data set: delete them and download again"
+            )
+    for array in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        array.flags.writeable = False
+    return raw
 
 
 def _split(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Train / validation indices; a seeded permutation (per class when ``stratify``)."""
-    rng = np.random.default_rng(seed)
+    """Sorted train / validation indices from a generator seeded with ``seed`` (per class when ``stratify``)."""
     if fraction == 0:
         return np.arange(len(y)), np.arange(0)
+    rng = np.random.default_rng(seed)
     if not stratify:
         order = rng.permutation(len(y))
         n_val = int(round(fraction * len(y)))
@@ -163,107 +275,186 @@ def _split(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[n
     return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
 
 
-def _images(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W) or (N, C, H, W) → float32 (N, C, H, W) in [0, 1]."""
-    x = x.astype(np.float32) / 255.0
-    return x[:, None] if x.ndim == 3 else x
+def _check_images(x: np.ndarray, shape: tuple[int, ...], path: Path, label: str) -> np.ndarray:
+    """uint8 images ``(N, H, W)`` get a channel axis; anything but ``shape`` per image is an error."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.dtype != np.uint8 or tuple(x.shape[1:]) != shape:
+        raise ValueError(f"{path} holds {x.dtype} images of shape {tuple(x.shape[1:])}, not {label}'s uint8 {shape}")
+    return x
 
 
-# ---------------------------------------------------------------------------- sources
+# ------------------------------------------------------------------------------------------------- digits
 @register_dataset("digits")
-def _digits(root: str | None, download: bool) -> RawData:
-    """scikit-learn's bundled 8×8 digits; a fixed stratified 20 % test split (there is no official one)."""
+def _digits(folder: Path | None) -> RawData:
+    """scikit-learn's bundled 8x8 digits; a fixed stratified 20 % test split (there is no official one).
+
+    Normalisation constants: mean / std of all 1 797 images scaled to [0, 1].
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    x = bunch.images.astype(np.float32)[:, None]  # values 0..16
     y = bunch.target.astype(np.int64)
     rng = np.random.default_rng(20240607)  # fixed: the test split never changes with the run's seed
     test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(0.2 * np.sum(y == c))] for c in range(10)]))
     train = np.setdiff1d(np.arange(len(y)), test)
     return RawData(x[train], y[train], x[test], y[test], DIGIT_CLASSES, (0.3053,), (0.3760,), "scikit-learn load_digits",
-                   stratify=True)
+                   scale=16.0, stratify=True)
 
 
+# ------------------------------------------------------------------------------------------------ mnist1d
 @register_dataset("mnist1d")
-def _mnist1d(root: str | None, download: bool) -> RawData:
-    """MNIST-1D generated locally by the ``mnist1d`` package (never its download URL)."""
+def _mnist1d(folder: Path | None) -> RawData:
+    """MNIST-1D generated locally by the ``mnist1d`` package with its default arguments (4 000 / 1 000).
+
+    The generator standardises train and test together, so the whole set's mean / std are 0 / 1.
+    """
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as err:
-        raise ImportError("MNIST-1D needs the mnist1d package: pip install 'distill-gym[mnist1d]'") from err
-    state = np.random.get_state()  # make_dataset seeds numpy's global generator: keep ours untouched
+        raise ImportError(f"MNIST-1D needs the mnist1d package: pip install 'distill-gym[mnist1d]' ({err})") from err
+    np_state, py_state = np.random.get_state(), random.getstate()  # make_dataset seeds both global generators
     try:
         generated = make_dataset(get_dataset_args())
     finally:
-        np.random.set_state(state)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
     x_train = np.asarray(generated["x"], dtype=np.float32)[:, None]
     x_test = np.asarray(generated["x_test"], dtype=np.float32)[:, None]
-    return RawData(x_train, np.asarray(generated["y"]), x_test, np.asarray(generated["y_test"]), DIGIT_CLASSES,
-                   (-0.0003,), (0.9976,), "mnist1d generator (default arguments)", stratify=True)
+    return RawData(x_train, np.asarray(generated["y"], dtype=np.int64), x_test, np.asarray(generated["y_test"], dtype=np.int64),
+                   DIGIT_CLASSES, (0.0,), (1.0,), "mnist1d generator (default arguments)", stratify=True)
 
 
-def _idx_dataset(label: str, root: str | None, env_var: str, fallbacks: list[Path], torchvision_cls: str,
-                 download: bool) -> tuple[tuple[np.ndarray, ...], str]:
-    """Find an IDX data set: explicit root, then ``$env_var``, then ``fallbacks``, then torchvision."""
-    tried = []
-    for folder in ([Path(root)] if root else []) + ([Path(os.environ[env_var])] if os.environ.get(env_var) else []) + fallbacks:
-        tried.append(str(folder))
+# ----------------------------------------------------------------------------------- IDX: (Fashion-)MNIST
+def _idx_folder(folder: Path, torchvision_name: str) -> Path | None:
+    """``folder`` itself or torchvision's layout under it (``folder/<Name>/raw``), if it holds all four files."""
+    for candidate in (folder, folder / torchvision_name / "raw"):
+        if all(find_idx(candidate, stem) for stem in IDX_FILES):
+            return candidate
+    return None
+
+
+def _locate_idx(label: str, root: Path | None, env_var: str, system_dirs: list[Path], torchvision_name: str,
+                download: bool, system_hint: str) -> Path:
+    """Explicit root, else ``$env_var`` (either must hold the files), else ``system_dirs``, else torchvision."""
+    tv_raw = data_dir() / torchvision_name / "raw"
+
+    def ways(detail: str) -> str:
+        return (
+            f"{label} not found: {detail}. Provide it one of three ways: "
+            f"(1) pass root=<folder with the four IDX files {', '.join(IDX_FILES)} (plain or .gz)> "
+            f"or set the environment variable {env_var}=<that folder>; (2) {system_hint}; "
+            f"(3) let the torchvision download fetch them into {tv_raw} (needs a network and download=True)."
+        )
+
+    if root is not None or os.environ.get(env_var):
+        folder, what = (root, "the root argument") if root is not None else (Path(os.environ[env_var]), f"${env_var}")
+        found = _idx_folder(folder, torchvision_name)
+        if found is None:
+            missing = [stem for stem in IDX_FILES if not find_idx(folder, stem)]
+            raise DatasetNotFoundError(ways(f"{folder} (from {what}) lacks {', '.join(missing)}"))
+        return found
+    for folder in system_dirs + [tv_raw]:  # tv_raw itself: never data_dir(), where MNIST and Fashion-MNIST names clash
+        if all(find_idx(folder, stem) for stem in IDX_FILES):
+            return folder
+    tv_error = "not tried (download=False)"
+    if download:
+        import torchvision
+
         try:
-            return read_idx_set(folder), str(folder)
-        except DatasetNotFoundError:
-            continue
-    import torchvision
+            getattr(torchvision.datasets, torchvision_name)(root=str(data_dir()), train=True, download=True)
+        except Exception as err:  # no network, HTTP errors, md5 mismatch: all mean "not here"
+            tv_error = f"{type(err).__name__}: {str(err)[:200]}"
+        if all(find_idx(tv_raw, stem) for stem in IDX_FILES):
+            return tv_raw
+    looked = ", ".join(str(p) for p in system_dirs + [tv_raw])
+    raise DatasetNotFoundError(ways(f"no root argument or ${env_var}, nothing in {looked}, torchvision download: {tv_error}"))
 
-    tv_root = data_dir()
-    raw_folder = tv_root / torchvision_cls / "raw"
-    try:
-        getattr(torchvision.datasets, torchvision_cls)(root=str(tv_root), train=True, download=download)
-        return read_idx_set(raw_folder), str(raw_folder)
-    except (RuntimeError, OSError, DatasetNotFoundError) as err:
-        tv_error = f"{type(err).__name__}: {err}"
-    raise DatasetNotFoundError(
-        f"{label} not found. Looked in: {', '.join(tried) or '(no folder given)'} and {raw_folder}. Provide it one of three ways: "
-        f"(1) pass root=<folder with the four IDX files> or set {env_var}=<folder>; "
-        + ("(2) on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (or `make fashion-mnist`), which puts them in "
-           f"{DEBIAN_FASHION_MNIST}; " if label == "Fashion-MNIST" else "(2) copy the IDX files into that folder; ")
-        + f"(3) let torchvision download them (needs a network and download=True; it said: {tv_error[:200]})."
+
+def _locate_fashion_mnist(root: Path | None, download: bool) -> Path:
+    return _locate_idx(
+        "Fashion-MNIST", root, "DISTILL_GYM_FASHION_MNIST", [DEBIAN_FASHION_MNIST], "FashionMNIST", download,
+        f"on Debian / Ubuntu: sudo apt-get install dataset-fashion-mnist (or `make fashion-mnist`), "
+        f"which puts them in {DEBIAN_FASHION_MNIST}",
     )
 
 
-@register_dataset("fashion_mnist")
-def _fashion_mnist(root: str | None, download: bool) -> RawData:
-    arrays, source = _idx_dataset("Fashion-MNIST", root, "DISTILL_GYM_FASHION_MNIST", [DEBIAN_FASHION_MNIST], "FashionMNIST", download)
-    x_train, y_train, x_test, y_test = arrays
-    return RawData(_images(x_train), y_train, _images(x_test), y_test, FASHION_CLASSES, (0.2860,), (0.3530,), source)
+def _locate_mnist(root: Path | None, download: bool) -> Path:
+    return _locate_idx("MNIST", root, "DISTILL_GYM_MNIST", [], "MNIST", download,
+                       f"copy the four files into {data_dir() / 'MNIST' / 'raw'}")
 
 
-@register_dataset("mnist")
-def _mnist(root: str | None, download: bool) -> RawData:
-    arrays, source = _idx_dataset("MNIST", root, "DISTILL_GYM_MNIST", [], "MNIST", download)
-    x_train, y_train, x_test, y_test = arrays
-    return RawData(_images(x_train), y_train, _images(x_test), y_test, DIGIT_CLASSES, (0.1307,), (0.3081,), source)
+def _read_idx_images(folder: Path, label: str, classes: tuple[str, ...], mean: float, std: float) -> RawData:
+    x_train, y_train, x_test, y_test = read_idx_set(folder)
+    x_train, x_test = (_check_images(x, (1, 28, 28), folder, label) for x in (x_train, x_test))
+    return RawData(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), classes, (mean,), (std,),
+                   str(folder), scale=255.0)
 
 
-@register_dataset("cifar10")
-def _cifar10(root: str | None, download: bool) -> RawData:
-    candidates = [Path(p) for p in (root, os.environ.get("DISTILL_GYM_CIFAR10")) if p]
-    tried = []
-    for folder in candidates + [data_dir()]:
-        for sub in (folder, folder / "cifar-10-batches-py"):
-            tried.append(str(sub))
-            if (sub / "batches.meta").is_file():
-                x_train, y_train, x_test, y_test, classes = read_cifar10(sub)
-                return RawData(_images(x_train), y_train, _images(x_test), y_test, classes,
-                               (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), str(sub))
-    import torchvision
+@register_dataset("fashion_mnist", locate=_locate_fashion_mnist)
+def _fashion_mnist(folder: Path | None) -> RawData:
+    """Fashion-MNIST (60 000 / 10 000 28x28 greyscale) from a folder of IDX files."""
+    return _read_idx_images(folder, "Fashion-MNIST", FASHION_CLASSES, 0.2860, 0.3530)
 
-    try:
-        torchvision.datasets.CIFAR10(root=str(data_dir()), train=True, download=download)
-    except (RuntimeError, OSError) as err:
-        raise DatasetNotFoundError(
-            f"CIFAR-10 not found. Looked in: {', '.join(tried)}. Provide it one of three ways: (1) pass root=<folder> or set "
-            f"DISTILL_GYM_CIFAR10=<folder> holding cifar-10-batches-py; (2) unpack cifar-10-python.tar.gz into "
-            f"{data_dir()}; (3) let torchvision download it (needs a network and download=True; it said: {str(err)[:200]})."
-        ) from err
-    return _cifar10(str(data_dir()), False)
+
+@register_dataset("mnist", locate=_locate_mnist)
+def _mnist(folder: Path | None) -> RawData:
+    """MNIST (60 000 / 10 000 28x28 greyscale) from a folder of IDX files."""
+    return _read_idx_images(folder, "MNIST", DIGIT_CLASSES, 0.1307, 0.3081)
+
+
+# ------------------------------------------------------------------------------------------------ CIFAR-10
+def _cifar_folder(folder: Path) -> Path | None:
+    """``folder`` or ``folder/cifar-10-batches-py`` if it holds any CIFAR-10 file (the reader names missing ones)."""
+    for candidate in (folder, folder / "cifar-10-batches-py"):
+        if any((candidate / name).is_file() for name in CIFAR10_FILES):
+            return candidate
+    return None
+
+
+def _locate_cifar10(root: Path | None, download: bool) -> Path:
+    """Explicit root, else ``$DISTILL_GYM_CIFAR10`` (either must hold the files), else the data folder, else torchvision."""
+    target = data_dir() / "cifar-10-batches-py"
+
+    def ways(detail: str) -> str:
+        return (
+            f"CIFAR-10 not found: {detail}. Provide it one of three ways: (1) pass root=<folder> or set the environment "
+            f"variable DISTILL_GYM_CIFAR10=<folder>, the folder being cifar-10-batches-py (python version) or its parent; "
+            f"(2) unpack cifar-10-python.tar.gz into {data_dir()}; "
+            f"(3) let the torchvision download fetch it into {target} (needs a network and download=True)."
+        )
+
+    env = os.environ.get("DISTILL_GYM_CIFAR10")
+    explicit = root if root is not None else (Path(env) if env else None)
+    if explicit is not None:
+        found = _cifar_folder(explicit)
+        if found is None:
+            what = "the root argument" if root is not None else "$DISTILL_GYM_CIFAR10"
+            raise DatasetNotFoundError(ways(f"{explicit} (from {what}) holds no CIFAR-10 batch files"))
+        return found
+    found = _cifar_folder(data_dir())
+    if found is not None:
+        return found
+    tv_error = "not tried (download=False)"
+    if download:
+        import torchvision
+
+        try:  # downloads, md5-checks and unpacks into data_dir()/cifar-10-batches-py
+            torchvision.datasets.CIFAR10(root=str(data_dir()), train=True, download=True)
+        except Exception as err:
+            tv_error = f"{type(err).__name__}: {str(err)[:200]}"
+        found = _cifar_folder(data_dir())
+        if found is not None:
+            return found
+    raise DatasetNotFoundError(
+        ways(f"no root argument or $DISTILL_GYM_CIFAR10, nothing in {target}, torchvision download: {tv_error}")
+    )
+
+
+@register_dataset("cifar10", locate=_locate_cifar10)
+def _cifar10(folder: Path | None) -> RawData:
+    """CIFAR-10 (50 000 / 10 000 32x32 colour) from the python-pickle batches, read by our reader."""
+    x_train, y_train, x_test, y_test, classes = read_cifar_batches(folder)
+    return RawData(x_train, y_train, x_test, y_test, classes, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                   str(folder), scale=255.0)
