@@ -2,15 +2,15 @@ import pytest
 import torch
 
 from distill_core.common.seeding import seeded
-from distill_core.models import build_model, has_batchnorm, list_models
+from distill_core.models import MODEL_NAMES, build_model, has_batchnorm, list_models, model_options
 
 SHAPES = {
     "mlp_bn": [(1, 8, 8), (1, 40), (1, 28, 28)],
     "mlp_bn_half": [(1, 8, 8), (1, 40)],
     "convnet_bn": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
-    "convnet_bn_half": [(1, 28, 28), (3, 32, 32)],
+    "convnet_bn_half": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
     "lenet5_bn": [(1, 28, 28), (3, 32, 32)],
-    "lenet5_half": [(1, 28, 28)],
+    "lenet5_half": [(1, 28, 28), (3, 32, 32)],
     "resnet_small": [(3, 32, 32), (1, 28, 28)],
     "convnet3_in": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
 }
@@ -19,7 +19,7 @@ PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("convnet_bn", "convnet_bn_half",
 
 
 def test_every_zoo_model_is_covered():
-    assert sorted(SHAPES) == list_models()
+    assert sorted(SHAPES) == list_models() == list(MODEL_NAMES)
 
 
 @pytest.mark.parametrize("name,shape", [(n, s) for n, shapes in SHAPES.items() for s in shapes])
@@ -29,7 +29,7 @@ def test_forward_and_embed_shapes(name, shape):
     logits = model(x)
     assert logits.shape == (5, 7)
     emb = model.embed(x)
-    assert emb.dim() == 2 and emb.shape[0] == 5
+    assert emb.shape == (5, model.classifier.in_features)
     assert torch.allclose(model.classifier(emb), logits)
 
 
@@ -65,6 +65,32 @@ def test_bad_names_and_shapes():
         build_model("lenet5_bn", input_shape=(1, 8, 8), num_classes=10)
     with pytest.raises(ValueError, match="needs image inputs"):
         build_model("convnet_bn", input_shape=(1, 40), num_classes=10)
+    with pytest.raises(ValueError, match="at least 8×8"):
+        build_model("convnet_bn", input_shape=(1, 7, 7), num_classes=10)
+    with pytest.raises(ValueError, match="at least 16×16"):
+        build_model("convnet3_in", input_shape=(1, 8, 8), num_classes=10, depth=4)
+    with pytest.raises(ValueError, match="takes no option.*width.*accepts: widths="):
+        build_model("lenet5_bn", input_shape=(1, 28, 28), num_classes=10, width=2)
+    with pytest.raises(ValueError, match="unknown norm"):
+        build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10, norm="layernorm")
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("mlp_bn", input_shape=(1, 8, 8), num_classes=0)
+
+
+def test_options_change_the_architecture():
+    def count(name, **kw):
+        return sum(p.numel() for p in build_model(name, input_shape=(1, 8, 8), num_classes=10, **kw).parameters())
+
+    assert model_options("mlp_bn") == {"width": 256, "depth": 2} and model_options("mlp_bn_half")["width"] == 128
+    assert count("mlp_bn", width=128) == count("mlp_bn_half") and count("mlp_bn", depth=3) > count("mlp_bn")
+    assert count("convnet_bn", width=0.5) == count("convnet_bn_half") and count("convnet_bn_half", width=1.0) == count("convnet_bn")
+    assert count("resnet_small", blocks_per_stage=2) > count("resnet_small")
+    assert count("convnet3_in", width=32, depth=2) < count("convnet3_in")
+    assert has_batchnorm(build_model("convnet3_in", input_shape=(1, 8, 8), num_classes=10, norm="batchnorm"))
+    model = build_model("convnet_bn", input_shape=(1, 8, 8), num_classes=10, dropout=0.5)
+    assert model.training and any(isinstance(m, torch.nn.Dropout) for m in model.features.modules())
+    lenet = build_model("lenet5_bn", input_shape=(1, 28, 28), num_classes=10)
+    assert isinstance(lenet.classifier, torch.nn.Linear) and lenet.classifier.in_features == 84
 
 
 @pytest.mark.parametrize("name", TEACHERS)

@@ -35,6 +35,11 @@ class ConvNet(ZooModel):
                  norm: str = "batchnorm", pool: str = "max", dropout: float = 0.0) -> None:
         if len(input_shape) != 3:
             raise ValueError(f"ConvNet needs image inputs (C, H, W), got shape {tuple(input_shape)}")
+        if pool not in ("max", "avg"):
+            raise ValueError(f"unknown pool {pool!r}: use 'max' or 'avg'")
+        if min(input_shape[1:]) < 2 ** len(channels):
+            raise ValueError(f"a {len(channels)}-block ConvNet halves H and W {len(channels)} times, so it needs images of "
+                             f"at least {2 ** len(channels)}×{2 ** len(channels)}, got {tuple(input_shape)}")
         layers: list[nn.Module] = []
         fan_in = input_shape[0]
         for width in channels:
@@ -51,9 +56,9 @@ def convnet_bn(input_shape: tuple[int, ...], num_classes: int, width: float = 1.
     return ConvNet(input_shape, num_classes, tuple(max(1, round(c * width)) for c in (32, 64, 128)), dropout=dropout)
 
 
-def convnet_bn_half(input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> ConvNet:
-    """The half-width 16-32-64 student."""
-    return convnet_bn(input_shape, num_classes, width=0.5, dropout=dropout)
+def convnet_bn_half(input_shape: tuple[int, ...], num_classes: int, width: float = 0.5, dropout: float = 0.0) -> ConvNet:
+    """The half-width 16-32-64 student: :func:`convnet_bn` with ``width`` 0.5 by default."""
+    return convnet_bn(input_shape, num_classes, width=width, dropout=dropout)
 
 
 def convnet3_in(input_shape: tuple[int, ...], num_classes: int, width: int = 128, depth: int = 3,

@@ -25,3 +25,8 @@ class MLP(ZooModel):
             layers += [nn.Linear(fan_in, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
             fan_in = width
         super().__init__(nn.Sequential(*layers), input_shape, num_classes)
+
+
+def mlp_bn_half(input_shape: tuple[int, ...], num_classes: int, width: int = 128, depth: int = 2) -> MLP:
+    """The student: :class:`MLP` with ``width`` 128 by default."""
+    return MLP(input_shape, num_classes, width=width, depth=depth)
