@@ -30,7 +30,7 @@ TEACHER_FORMAT = "distill-gym/teacher/v1"
 DEFAULT_TEACHERS: dict[str, tuple[str, TrainRecipe]] = {
     "digits": ("mlp_bn", TrainRecipe(epochs=30, batch_size=64, lr=0.05)),
     "mnist1d": ("mlp_bn", TrainRecipe(epochs=60, batch_size=128, lr=0.05)),
-    "fashion_mnist": ("convnet_bn", TrainRecipe(epochs=15, batch_size=128, lr=0.05, max_shift=2, hflip=True)),
+    "fashion_mnist": ("convnet_bn", TrainRecipe(epochs=30, batch_size=128, lr=0.05, max_shift=2, hflip=True)),
     "mnist": ("lenet5_bn", TrainRecipe(epochs=5, batch_size=128, lr=0.05, max_shift=2)),
     "cifar10": ("resnet_small", TrainRecipe(epochs=30, batch_size=128, lr=0.1, max_shift=4, hflip=True)),
 }
@@ -54,17 +54,23 @@ class TeacherSpec:
     seed: int = 0
     val_fraction: float = 0.1
 
-    def key(self) -> dict:
+    def key(self, data: DatasetSplits | None = None) -> dict:
+        """The cache key; with ``data``, also a cheap fingerprint of the training inputs, so a teacher
+        trained on other files of the same name (a test's small IDX files, a new download) is not reused."""
+        fingerprint = None
+        if data is not None:
+            fingerprint = f"{len(data.x_train)}|{float(data.x_train.double().sum()):.6f}|{int(data.y_train.sum())}"
         return {
             "dataset": self.dataset,
+            "data": fingerprint,
             "arch": self.arch,
             "recipe": self.recipe.as_dict(),
             "seed": self.seed,
             "val_fraction": self.val_fraction,
         }
 
-    def filename(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
+    def filename(self, data: DatasetSplits | None = None) -> str:
+        digest = hashlib.sha256(json.dumps(self.key(data), sort_keys=True).encode()).hexdigest()[:12]
         return f"{self.dataset}__{self.arch}__seed{self.seed}__{digest}.pt"
 
 
@@ -79,9 +85,9 @@ class Teacher:
     from_cache: bool = False
 
 
-def teacher_path(spec: TeacherSpec) -> Path:
-    """Where the teacher for ``spec`` is cached."""
-    return cache_dir() / "teachers" / spec.filename()
+def teacher_path(spec: TeacherSpec, data: DatasetSplits | None = None) -> Path:
+    """Where the teacher for ``spec`` (trained on ``data``) is cached."""
+    return cache_dir() / "teachers" / spec.filename(data)
 
 
 def _freeze(model: nn.Module) -> nn.Module:
@@ -122,12 +128,12 @@ def get_teacher(
     if not has_batchnorm(model):
         raise ValueError(f"teacher architecture {spec.arch!r} has no BatchNorm layer; data-free inversion needs one")
     model = model.to(dev)
-    path = teacher_path(spec)
+    path = teacher_path(spec, data)
     hint = f"delete {path} (or pass rebuild=True / --rebuild) to train the teacher again"
 
     if path.exists() and not rebuild:
         payload = load_checkpoint(path, expected_format=TEACHER_FORMAT, rebuild_hint=hint, map_location=dev)
-        if payload.get("key") != spec.key():
+        if payload.get("key") != spec.key(data):
             raise CheckpointError(f"{path} was made for other settings ({payload.get('key')}); {hint}")
         try:
             model.load_state_dict(payload["state_dict"])
@@ -146,5 +152,5 @@ def get_teacher(
         "train_seconds": seconds,
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"format": TEACHER_FORMAT, "key": spec.key(), "state_dict": state, "metrics": metrics}, path)
+    atomic_save({"format": TEACHER_FORMAT, "key": spec.key(data), "state_dict": state, "metrics": metrics}, path)
     return Teacher(_freeze(model), spec, metrics, path, from_cache=False)

@@ -17,7 +17,7 @@ def test_digits_teacher_is_accurate_frozen_and_cached(digits, digits_teacher):
 
 def test_cache_miss_then_hit_gives_identical_weights(digits):
     first = get_teacher("digits", "mlp_bn", TINY, seed=11, data=digits, device="cpu", progress=False)
-    assert not first.from_cache and first.path == teacher_path(first.spec)
+    assert not first.from_cache and first.path == teacher_path(first.spec, digits)
     second = get_teacher("digits", "mlp_bn", TINY, seed=11, data=digits, device="cpu", progress=False)
     assert second.from_cache
     assert second.metrics == first.metrics
