@@ -1,0 +1,146 @@
+"""Model inversion: synthesising inputs from a frozen teacher (DeepInversion / Fast-DFKD style).
+
+Three pieces, shared by SSD-KD and its baselines:
+
+* :class:`BatchNormStatsLoss` — the DeepInversion prior: the batch statistics a synthetic batch
+  induces at every BatchNorm layer should match the teacher's running statistics;
+* :class:`Generator` — a small conv (or MLP, for 1-D data) generator mapping a latent to a normalised input;
+* :func:`adversarial_term` — Fast-DFKD's ``−KL(p_T ‖ p_S)`` where student and teacher still agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class BatchNormStatsLoss:
+    """Context manager that hooks every BatchNorm layer of ``model`` and accumulates
+    ``Σ_l ‖μ_l − μ̂_l‖₂ + ‖σ²_l − σ̂²_l‖₂`` for each forward pass; the hooks are removed on exit.
+
+    Usage::
+
+        with BatchNormStatsLoss(teacher) as bn_loss:
+            logits = teacher(x)
+            loss = bn_loss.pop()  # the term of this forward pass (and clears it)
+
+    :param model: a network with BatchNorm layers in eval mode (their running statistics are the target).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
+        if not self.layers:
+            raise ValueError("the model has no BatchNorm layer: the inversion prior needs its running statistics")
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._terms: list[torch.Tensor] = []
+
+    def _hook(self, module: nn.modules.batchnorm._BatchNorm, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        x = inputs[0]
+        dims = [d for d in range(x.dim()) if d != 1]  # every dim but the channels
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False)
+        self._terms.append(torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+
+    def __enter__(self) -> BatchNormStatsLoss:
+        self._handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._terms = []
+
+    def pop(self) -> torch.Tensor:
+        """The summed term of the forward passes since the last call, then cleared."""
+        if not self._terms:
+            raise RuntimeError("no forward pass through the hooked model since the last pop()")
+        total = torch.stack(self._terms).sum()
+        self._terms = []
+        return total
+
+
+class Generator(nn.Module):
+    """A small generator: latent ``z`` → an input in the data set's normalised space.
+
+    For images ``(C, H, W)`` it is the DCGAN-like generator of DAFL / Fast-DFKD (linear → two
+    upsample-conv-BN blocks → conv); for any other shape, a two-layer MLP. Images end in a sigmoid and
+    are then normalised with the data set's mean and std, so every sample is a valid picture.
+
+    :param output_shape: the data set's input shape.
+    :param mean: per-channel normalisation mean.
+    :param std: per-channel normalisation std.
+    :param latent_dim: size of ``z``.
+    :param width: base number of channels (images) or hidden units (MLP).
+    """
+
+    def __init__(
+        self,
+        output_shape: tuple[int, ...],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        latent_dim: int = 64,
+        width: int = 64,
+    ) -> None:
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        self.latent_dim = latent_dim
+        self.is_image = len(output_shape) == 3 and output_shape[1] % 4 == 0 and output_shape[2] % 4 == 0
+        channels = output_shape[0]
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, *[1] * (len(output_shape) - 1)))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, *[1] * (len(output_shape) - 1)))
+        if self.is_image:
+            h, w = output_shape[1] // 4, output_shape[2] // 4
+            self.init_shape = (2 * width, h, w)
+            self.project = nn.Linear(latent_dim, 2 * width * h * w)
+            self.body = nn.Sequential(
+                nn.BatchNorm2d(2 * width),
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(2 * width, 2 * width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(2 * width),
+                nn.LeakyReLU(0.2),
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(2 * width, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(width, channels, 3, padding=1),
+            )
+        else:
+            self.init_shape = (4 * width,)
+            self.project = nn.Linear(latent_dim, 4 * width)
+            self.body = nn.Sequential(
+                nn.BatchNorm1d(4 * width),
+                nn.LeakyReLU(0.2),
+                nn.Linear(4 * width, math.prod(output_shape)),
+            )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.body(self.project(z).view(len(z), *self.init_shape))
+        if self.is_image:
+            return (torch.sigmoid(h) - self.mean) / self.std
+        return h.view(len(z), *self.output_shape)
+
+
+def adversarial_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``−KL(p_T ‖ p_S)`` where student and teacher predict the same class, else 0.
+
+    Minimising it pushes the generator towards samples on which the student still agrees with the
+    teacher but should not be comfortable — the adversarial term of Fast-DFKD / CMI.
+    """
+    log_p_t = F.log_softmax(teacher_logits, dim=1)
+    log_p_s = F.log_softmax(student_logits, dim=1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+    agree = (teacher_logits.argmax(1) == student_logits.argmax(1)).float()
+    return -kl * agree.detach()
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean anisotropic total variation of images ``(N, C, H, W)`` (DeepInversion's smoothness prior)."""
+    if x.dim() != 4:
+        return x.new_zeros(())
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()

@@ -1,0 +1,501 @@
+"""SSD-KD — Small Scale Data-Free Knowledge Distillation (Liu et al., CVPR 2024) — as a step-wise process.
+
+The paper published no code; this is our reconstruction (``../shared/DESIGN.md`` §3). One round:
+
+1. **Targets.** Draw ``b`` target classes, favouring classes the replay buffer lacks.
+2. **Inversion.** ``g_steps`` Adam steps on the generator and a fresh latent batch, minimising
+   ``λ_bn·L_BN + mean_i φ_i·(λ_oh·CE(T(x_i), y_i) + λ_adv·ℓ_adv,i)``.
+3. **Modulation.** ``φ_i = φ_div(ĉ_i)·φ_diff(x_i)``, detached (see :mod:`distill_core.ssdkd.modulation`).
+4. **Partial buffer update.** New samples enter at max priority; once full, as many are evicted —
+   lowest priority first within the most over-represented classes.
+5. **Priority sampling + KD.** ``kd_steps`` student updates on batches drawn with ``P(i) ∝ p_i^α``,
+   importance weights ``(N·P(i))^−β / max w``; sampled priorities become their fresh KL.
+
+The same harness runs the baselines by configuration (:func:`memory_bank_config`,
+:func:`deep_inversion_config`, :func:`real_kd_config`), so every method shares one code path and one
+set of measurements. Running the paper's setting is::
+
+    process = SSDKDProcess(SSDKDConfig(dataset="digits"))
+    process.reset(seed=0)
+    while not process.done:
+        stats = process.step(process.Knobs())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill_core.augment import augment_batch
+from distill_core.common.device import resolve_device
+from distill_core.common.seeding import derive_seed, seeded, torch_generator
+from distill_core.data import DatasetSplits, load_dataset
+from distill_core.inversion import BatchNormStatsLoss, Generator, adversarial_term, total_variation
+from distill_core.kd import evaluate, kd_loss, predict_logits
+from distill_core.models import build_model
+from distill_core.process import Stats, StatsBuilder, knob, knob_specs
+from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
+from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
+from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
+
+SYNTHESIS_MODES = ("generator", "pixels", "real")
+SCORES = ("probe_kl", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class SSDKDKnobs:
+    """What an agent (or the paper) sets every round. Defaults are the paper-style constants."""
+
+    alpha: float = knob(0.6, 0.0, 1.0, doc="priority exponent: P(i) ∝ p_i^α (0 = uniform)")
+    beta: float = knob(0.4, 0.0, 1.0, doc="importance-sampling correction (1 = full)")
+    gamma: float = knob(1.0, 0.0, 4.0, doc="difficulty focus of φ_diff = (1 − p_T(y|x))^γ")
+    diversity: float = knob(1.0, 0.0, 2.0, doc="diversity strength of φ_div and of the target draw")
+
+
+def _extended_knobs(num_classes: int, class_knobs: bool, replace_knob: bool) -> type:
+    """The knob class for a configuration: the four base knobs, plus optional per-class target weights
+    (log scale, 1/4 … 4) and the fraction of a round's batch that is synthesised and inserted."""
+    if not class_knobs and not replace_knob:
+        return SSDKDKnobs
+    extra: list[tuple[str, type, Any]] = []
+    if class_knobs:
+        extra += [(f"class_weight_{c}", float, knob(1.0, 0.25, 4.0, "log", f"target weight of class {c}")) for c in range(num_classes)]
+    if replace_knob:
+        extra.append(("replace_fraction", float, knob(1.0, 0.1, 1.0, doc="share of the round's batch synthesised and inserted")))
+    return dataclasses.make_dataclass("SSDKDKnobsExtended", extra, bases=(SSDKDKnobs,), frozen=True)
+
+
+@dataclass(frozen=True)
+class SSDKDConfig:
+    """Everything fixed for a run (an episode). Defaults are sized for the 8×8 digits.
+
+    :param dataset: data set name; its real images are used only for metadata, the ``real`` synthesis
+        baseline and the ``val_accuracy`` research score.
+    :param teacher_arch: zoo name; default from :data:`distill_core.teachers.DEFAULT_TEACHERS`.
+    :param student_arch: zoo name; default the teacher's half-width partner.
+    :param teacher_seed: which cached teacher.
+    :param rounds: the budget, in rounds (one round = one env step).
+    :param synth_batch: new samples per round.
+    :param buffer_capacity: replay-buffer size (the "small scale").
+    :param evict: ``balanced`` (SSD-KD), ``fifo`` or ``none`` (append-only memory bank).
+    :param synthesis: ``generator`` (SSD-KD), ``pixels`` (DeepInversion) or ``real`` (KD on real images).
+    :param g_steps: inversion steps per round.
+    :param g_lr: generator Adam learning rate.
+    :param z_lr: latent Adam learning rate.
+    :param latent_dim: generator latent size.
+    :param gen_width: generator width.
+    :param pixel_lr: DeepInversion pixel learning rate.
+    :param lambda_bn: weight of the BatchNorm-statistics prior.
+    :param lambda_oh: weight of the cross-entropy ("one-hot") term.
+    :param lambda_adv: weight of the adversarial term.
+    :param lambda_tv: weight of total variation (pixel mode).
+    :param kd_steps: student updates per round.
+    :param kd_batch: KD minibatch size.
+    :param kd_lr: student learning rate (SGD, momentum 0.9, cosine over the whole run).
+    :param kd_weight_decay: student weight decay.
+    :param temperature: KD temperature.
+    :param kd_max_shift: per-sample random shift of KD batches (0 = off); the teacher labels what the student sees.
+    :param kd_hflip: random flips of KD batches.
+    :param use_diversity: φ_div and diversity-aware targets on/off (ablation).
+    :param use_difficulty: φ_diff on/off (ablation).
+    :param use_priority: priority sampling on/off (off = uniform, no IS weights; ablation).
+    :param class_knobs: expose per-class target weights as knobs.
+    :param replace_knob: expose the replace fraction as a knob.
+    :param score: ``probe_kl`` (−KL(T‖S) on a synthetic probe made at reset: data-free) or
+        ``val_accuracy`` (student accuracy on the real validation split: research mode, NOT data-free).
+    :param probe_size: probe set size.
+    :param probe_steps: inversion steps that make the probe.
+    :param device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
+    """
+
+    dataset: str = "digits"
+    teacher_arch: str | None = None
+    student_arch: str | None = None
+    teacher_seed: int = 0
+    rounds: int = 12
+    synth_batch: int = 64
+    buffer_capacity: int = 256
+    evict: str = "balanced"
+    synthesis: str = "generator"
+    g_steps: int = 5
+    g_lr: float = 4e-3
+    z_lr: float = 4e-2
+    latent_dim: int = 64
+    gen_width: int = 32
+    pixel_lr: float = 0.1
+    lambda_bn: float = 1.0
+    lambda_oh: float = 1.0
+    lambda_adv: float = 0.5
+    lambda_tv: float = 0.0
+    kd_steps: int = 20
+    kd_batch: int = 64
+    kd_lr: float = 0.05
+    kd_weight_decay: float = 1e-4
+    temperature: float = 4.0
+    kd_max_shift: int = 0
+    kd_hflip: bool = False
+    use_diversity: bool = True
+    use_difficulty: bool = True
+    use_priority: bool = True
+    class_knobs: bool = False
+    replace_knob: bool = False
+    score: str = "probe_kl"
+    probe_size: int = 200
+    probe_steps: int = 30
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.synthesis not in SYNTHESIS_MODES:
+            raise ValueError(f"unknown synthesis {self.synthesis!r}: use one of {SYNTHESIS_MODES}")
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}: use one of {SCORES}")
+        for name in ("rounds", "synth_batch", "buffer_capacity", "kd_batch", "probe_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.synth_batch > self.buffer_capacity:
+            raise ValueError(f"synth_batch ({self.synth_batch}) cannot exceed buffer_capacity ({self.buffer_capacity})")
+        if self.evict == "none" and self.rounds * self.synth_batch > self.buffer_capacity:
+            raise ValueError(
+                f"an append-only buffer (evict='none') needs capacity >= rounds × synth_batch = {self.rounds * self.synth_batch}"
+            )
+
+    @property
+    def budget(self) -> int:
+        """Synthetic samples made over the whole run."""
+        return self.rounds * self.synth_batch
+
+
+def memory_bank_config(config: SSDKDConfig) -> SSDKDConfig:
+    """The Fast-DFKD / CMI baseline on the same harness: append-only pool of every sample made,
+    uniform sampling, no modulation, uniform targets."""
+    return replace(config, evict="none", buffer_capacity=config.budget, use_diversity=False,
+                   use_difficulty=False, use_priority=False)
+
+
+def deep_inversion_config(config: SSDKDConfig, steps: int | None = None) -> SSDKDConfig:
+    """DeepInversion on the same harness: pixels optimised from noise (no generator), memory bank.
+    It needs more steps than a generator that carries over between rounds."""
+    return replace(memory_bank_config(config), synthesis="pixels", g_steps=steps or 4 * config.g_steps, lambda_adv=0.0,
+                   lambda_tv=1e-2 if config.lambda_tv == 0 else config.lambda_tv)
+
+
+def real_kd_config(config: SSDKDConfig, samples: int | None = None) -> SSDKDConfig:
+    """KD on random real training images (the upper bounds): ``samples`` images (default: the same
+    budget as the synthetic run), spread over the same number of rounds, uniform sampling."""
+    samples = samples or config.budget
+    per_round = math.ceil(samples / config.rounds)
+    return replace(config, synthesis="real", synth_batch=per_round, evict="none",
+                   buffer_capacity=per_round * config.rounds, use_diversity=False, use_difficulty=False, use_priority=False)
+
+
+@dataclass
+class RunTotals:
+    """Cumulative measurements of a run."""
+
+    synthesis_seconds: float = 0.0
+    kd_seconds: float = 0.0
+    samples_made: int = 0
+    skipped_rounds: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class SSDKDProcess:
+    """SSD-KD as ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done`` (see the module docstring).
+
+    Teacher and data are loaded once per process and shared by every run; ``reset`` re-initialises
+    what the algorithm re-initialises (student, generator, buffer, probe set, optimisers).
+
+    :param config: the run's :class:`SSDKDConfig`.
+    :param teacher: an already loaded teacher (else the cached default for the config).
+    :param data: an already loaded data set.
+    """
+
+    def __init__(self, config: SSDKDConfig | None = None, *, teacher: Teacher | None = None, data: DatasetSplits | None = None) -> None:
+        self.config = config = config or SSDKDConfig()
+        self.device = resolve_device(config.device)
+        self.data = data if data is not None else load_dataset(config.dataset, seed=config.teacher_seed)
+        self.teacher = teacher or get_teacher(
+            config.dataset, config.teacher_arch or DEFAULT_TEACHERS[config.dataset][0], seed=config.teacher_seed,
+            data=self.data, device=str(self.device),
+        )
+        self.teacher.model.to(self.device)
+        self.student_arch = config.student_arch or DEFAULT_STUDENTS[self.teacher.spec.arch]
+        self.num_classes = self.data.num_classes
+        self.Knobs = _extended_knobs(self.num_classes, config.class_knobs, config.replace_knob)
+        self.knob_specs = knob_specs(self.Knobs)
+        self._seed: int | None = None
+
+    # ------------------------------------------------------------------ run lifecycle
+    def reset(self, seed: int) -> Stats:
+        """Start a fresh run whose every random choice follows from ``seed``."""
+        cfg = self.config
+        self._seed = int(seed)
+        self.round = 0
+        self.diverged = False
+        self.totals = RunTotals()
+        self._last_gain = 0.0
+        self._torch_gen = torch_generator(derive_seed(seed, "torch"), self.device)
+        self._np_rng = np.random.default_rng(derive_seed(seed, "numpy"))
+        with seeded(derive_seed(seed, "student-init")):
+            self.student = build_model(self.student_arch, input_shape=self.data.input_shape, num_classes=self.num_classes).to(self.device)
+        self._kd_optimizer = torch.optim.SGD(self.student.parameters(), lr=cfg.kd_lr, momentum=0.9, weight_decay=cfg.kd_weight_decay, nesterov=True)
+        self._kd_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self._kd_optimizer, T_max=cfg.rounds * cfg.kd_steps)
+        self._generator_resets = -1
+        self._new_generator()
+        self.buffer = ReplayBuffer(cfg.buffer_capacity, self.data.input_shape, self.num_classes, device=self.device, evict=cfg.evict)
+        if cfg.synthesis == "real":
+            self._real_order = torch.randperm(len(self.data.x_train), generator=torch_generator(derive_seed(seed, "real-subset")))
+        self._make_probe(seed)
+        self._probe = self._evaluate_probe()
+        self._score = self.score()
+        return self.stats(extras={"score": self._score})
+
+    @property
+    def done(self) -> bool:
+        """The budget is spent, or the student diverged."""
+        return self._seed is not None and (self.round >= self.config.rounds or self.diverged)
+
+    def step(self, knobs: SSDKDKnobs | None = None) -> Stats:
+        """Run one round under ``knobs`` (default: the paper's constants) and return the new statistics.
+
+        A non-finite inversion loss skips the round's synthesis (the generator is re-initialised and
+        ``extras["skipped"]`` is set); a non-finite KD loss marks the run diverged (``extras["diverged"]``)
+        and ends it. Neither raises.
+        """
+        if self._seed is None:
+            raise RuntimeError("call reset(seed) before step()")
+        if self.done:
+            raise RuntimeError("the run is over (budget spent or diverged): call reset(seed) to start another")
+        knobs = knobs if knobs is not None else self.Knobs()
+        self._check_knobs(knobs)
+        cfg = self.config
+        n_new = cfg.synth_batch
+        if cfg.replace_knob:
+            n_new = max(1, round(knobs.replace_fraction * cfg.synth_batch))
+
+        start = time.perf_counter()
+        x_new, t_logits, skipped, synth_info = self._synthesize_round(knobs, n_new)
+        if not skipped:
+            self.buffer.add(x_new, t_logits)
+            self.totals.samples_made += len(x_new)
+        else:
+            self.totals.skipped_rounds += 1
+        synth_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        kd_info = self._distill(knobs)
+        kd_seconds = time.perf_counter() - start
+
+        self.totals.synthesis_seconds += synth_seconds
+        self.totals.kd_seconds += kd_seconds
+        self.round += 1
+        previous = self._score
+        if not self.diverged:
+            self._probe = self._evaluate_probe()
+            self._score = self.score()
+        self._last_gain = self._score - previous
+        record = {"round": self.round, "score": self._score, "gain": self._last_gain, "synthesis_seconds": synth_seconds,
+                  "kd_seconds": kd_seconds, **synth_info, **kd_info}
+        self.totals.history.append(record)
+        return self.stats(extras={"skipped": skipped, "diverged": self.diverged, **record})
+
+    def score(self) -> float:
+        """``−KL(T ‖ S)`` on the probe set (default, data-free) or student validation accuracy (research
+        mode), for the student as it was after the last round."""
+        if self.config.score == "val_accuracy":
+            return evaluate(self.student, self.data.x_val.to(self.device), self.data.y_val)["accuracy"]
+        return -self._probe["kl"]
+
+    def _evaluate_probe(self) -> dict[str, float]:
+        return evaluate(self.student, self._probe_x, teacher_logits=self._probe_logits)
+
+    def stats(self, extras: dict[str, Any] | None = None) -> Stats:
+        """The observation: replay-buffer statistics, student–teacher agreement and KL on the probe,
+        progress and the last gain — every entry bounded."""
+        probe = self._probe
+        builder = self._stats_builder(self.buffer.stats().as_vector(), probe["agreement"], probe["kl"],
+                                      self.round / self.config.rounds, self._last_gain)
+        return builder.build({"probe_agreement": probe["agreement"], "probe_kl": probe["kl"],
+                              "synthesis_seconds_total": self.totals.synthesis_seconds,
+                              "kd_seconds_total": self.totals.kd_seconds, "samples_made": self.totals.samples_made,
+                              **(extras or {})})
+
+    def final_metrics(self) -> dict[str, float]:
+        """The student on the real test split (accuracy, agreement, KL): for reporting only, never a reward."""
+        metrics = evaluate(self.student, self.data.x_test.to(self.device), self.data.y_test, self.teacher.model)
+        return {f"test_{k}": v for k, v in metrics.items()} | {
+            "synthesis_seconds": self.totals.synthesis_seconds, "kd_seconds": self.totals.kd_seconds,
+            "samples_made": self.totals.samples_made}
+
+    def _stats_builder(self, buffer_vector: np.ndarray, agreement: float, kl: float, progress: float, gain: float) -> StatsBuilder:
+        builder = StatsBuilder()
+        for name, value in zip(BufferStats.names(self.num_classes), buffer_vector):
+            builder.add(f"buffer/{name}", value)
+        builder.add("probe/agreement", agreement)
+        builder.add("probe/kl", kl / (1.0 + kl))  # squashed to [0, 1)
+        builder.add("progress", progress)
+        builder.add("last_gain", math.tanh(gain), -1.0, 1.0)
+        return builder
+
+    def observation_layout(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """Names and bounds of the statistics vector, known before any run starts."""
+        length = len(BufferStats.names(self.num_classes))
+        stats = self._stats_builder(np.zeros(length), 0.0, 0.0, 0.0, 0.0).build()
+        return stats.names, stats.low, stats.high
+
+    def clone(self) -> SSDKDProcess:
+        """A new process with the same configuration, sharing the (frozen) teacher and the data."""
+        return SSDKDProcess(self.config, teacher=self.teacher, data=self.data)
+
+    def render_samples(self, max_samples: int = 64) -> np.ndarray:
+        """A grid (H, W, 3) uint8 of buffer samples, sorted by predicted class (for ``render``)."""
+        from torchvision.utils import make_grid
+
+        if self._seed is None:
+            raise RuntimeError("call reset(seed) before rendering")
+        x, classes = self.buffer.contents()
+        if len(x) == 0:
+            x, classes = self._probe_x, self._probe_logits.argmax(1)
+        order = torch.argsort(classes.cpu(), stable=True)[:max_samples]
+        images = self.data.denormalize(x[order.to(x.device)].cpu()).clamp(0, 1)
+        if images.dim() != 4:  # 1-D signals: draw nothing fancy, show them as a one-row image each
+            images = images.reshape(len(images), 1, 1, -1)
+        grid = make_grid(images, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1, pad_value=1.0)
+        return (grid.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+    # ------------------------------------------------------------------ synthesis
+    def _new_generator(self) -> None:
+        cfg = self.config
+        self._generator_resets += 1
+        with seeded(derive_seed(self._seed, "generator", self._generator_resets)):
+            self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width).to(self.device)
+        self._g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
+
+    def _draw_targets(self, n: int, knobs: SSDKDKnobs) -> torch.Tensor:
+        cfg = self.config
+        share = smoothed_histogram(self.buffer.class_counts())
+        strength = knobs.diversity if cfg.use_diversity else 0.0
+        weights = np.array([getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)]) if cfg.class_knobs else None
+        probs = torch.as_tensor(target_distribution(share, strength, weights), dtype=torch.float32, device=self.device)
+        return torch.multinomial(probs, n, replacement=True, generator=self._torch_gen)
+
+    def _synthesize_round(self, knobs: SSDKDKnobs, n: int) -> tuple[torch.Tensor, torch.Tensor, bool, dict[str, float]]:
+        cfg = self.config
+        if cfg.synthesis == "real":
+            start = self.totals.samples_made
+            x = self.data.x_train[self._real_order[start : start + n]].to(self.device)
+            return x, predict_logits(self.teacher.model, x), False, {"inversion_loss": 0.0}
+        targets = self._draw_targets(n, knobs)
+        if cfg.synthesis == "pixels":
+            latent = torch.randn(n, *self.data.input_shape, generator=self._torch_gen, device=self.device).requires_grad_()
+            render, optimizers = (lambda v: v), [torch.optim.Adam([latent], lr=cfg.pixel_lr, betas=(0.5, 0.99))]
+        else:
+            latent = torch.randn(n, cfg.latent_dim, generator=self._torch_gen, device=self.device).requires_grad_()
+            render = self.generator
+            optimizers = [torch.optim.Adam([latent], lr=cfg.z_lr, betas=(0.5, 0.999)), self._g_optimizer]
+        x, loss, finite = self._optimise_batch(render, latent, optimizers, targets, cfg.g_steps, knobs=knobs)
+        if not finite:
+            self._new_generator()  # a NaN poisons Adam's moments and the weights: start the generator afresh
+            return x, x, True, {"inversion_loss": float("nan")}
+        return x, predict_logits(self.teacher.model, x), False, {"inversion_loss": loss}
+
+    def _optimise_batch(self, render: Any, latent: torch.Tensor, optimizers: list[torch.optim.Optimizer],
+                        targets: torch.Tensor, steps: int, *, knobs: SSDKDKnobs | None) -> tuple[torch.Tensor, float, bool]:
+        """Minimise the inversion loss over ``latent`` (and whatever ``optimizers`` hold) for ``targets``.
+
+        With ``knobs`` None (the probe) there is no modulation and no adversarial term.
+        :return: the rendered samples (detached), the last loss, and whether everything stayed finite.
+        """
+        cfg = self.config
+        teacher = self.teacher.model
+        share = smoothed_histogram(self.buffer.class_counts())
+        adversarial = knobs is not None and cfg.lambda_adv > 0
+        self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
+        loss_value, finite = float("nan"), True
+        with BatchNormStatsLoss(teacher) as bn_loss:
+            for _ in range(steps):
+                x = render(latent)
+                t_logits = teacher(x)
+                per_sample = cfg.lambda_oh * F.cross_entropy(t_logits, targets, reduction="none")
+                if adversarial:
+                    per_sample = per_sample + cfg.lambda_adv * adversarial_term(self.student(x), t_logits)
+                if knobs is not None:
+                    per_sample = per_sample * modulation_weights(
+                        t_logits, targets, share, gamma=knobs.gamma, diversity_strength=knobs.diversity,
+                        use_difficulty=cfg.use_difficulty, use_diversity=cfg.use_diversity)
+                loss = cfg.lambda_bn * bn_loss.pop() + per_sample.mean()
+                if cfg.lambda_tv > 0:
+                    loss = loss + cfg.lambda_tv * total_variation(x)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    finite = False
+                    break
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for optimizer in optimizers:
+                    optimizer.step()
+        self.student.train()
+        with torch.no_grad():
+            x = render(latent).detach()
+        return x, loss_value, finite and bool(torch.isfinite(x).all())
+
+    def _make_probe(self, seed: int) -> None:
+        """A held-out synthetic probe set, class-balanced, inverted by its own generator (data-free)."""
+        cfg = self.config
+        with seeded(derive_seed(seed, "probe-generator")):
+            generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width).to(self.device)
+        targets = torch.arange(cfg.probe_size, device=self.device) % self.num_classes
+        z = torch.randn(cfg.probe_size, cfg.latent_dim, generator=self._torch_gen, device=self.device).requires_grad_()
+        optimizers = [torch.optim.Adam([z], lr=cfg.z_lr, betas=(0.5, 0.999)),
+                      torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))]
+        self._probe_x, _, _ = self._optimise_batch(generator, z, optimizers, targets, cfg.probe_steps, knobs=None)
+        self._probe_logits = predict_logits(self.teacher.model, self._probe_x)
+
+    # ------------------------------------------------------------------ distillation
+    def _distill(self, knobs: SSDKDKnobs) -> dict[str, float]:
+        cfg = self.config
+        if len(self.buffer) == 0:
+            return {"kd_loss": float("nan")}
+        alpha = knobs.alpha if cfg.use_priority else 0.0
+        beta = knobs.beta if cfg.use_priority else 0.0
+        augmenting = cfg.kd_max_shift > 0 or cfg.kd_hflip
+        self.student.train()
+        total = 0.0
+        for _ in range(cfg.kd_steps):
+            batch = self.buffer.sample(cfg.kd_batch, alpha=alpha, beta=beta, rng=self._np_rng)
+            x, t_logits = batch.x, batch.teacher_logits
+            if augmenting:
+                x = augment_batch(x, self._torch_gen, max_shift=cfg.kd_max_shift, hflip=cfg.kd_hflip)
+                with torch.no_grad():
+                    t_logits = self.teacher.model(x)
+            per_sample = kd_loss(self.student(x), t_logits, cfg.temperature, reduction="none")
+            loss = (batch.weights * per_sample).mean()
+            if not torch.isfinite(loss):
+                self.diverged = True
+                return {"kd_loss": float("nan")}
+            self._kd_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._kd_optimizer.step()
+            self._kd_schedule.step()
+            if cfg.use_priority:
+                self.buffer.update_priorities(batch.indices, per_sample.detach() / cfg.temperature**2)
+            total += loss.item()
+        return {"kd_loss": total / cfg.kd_steps}
+
+    # ------------------------------------------------------------------ checks
+    def _check_knobs(self, knobs: Any) -> None:
+        if not isinstance(knobs, self.Knobs):
+            raise TypeError(f"knobs must be a {self.Knobs.__name__}, got {type(knobs).__name__}")
+        for spec in self.knob_specs:
+            value = getattr(knobs, spec.name)
+            if not math.isfinite(value) or not spec.low <= value <= spec.high:
+                raise ValueError(f"knob {spec.name}={value} is outside its range [{spec.low}, {spec.high}]")
