@@ -253,7 +253,8 @@ class SSDKDProcess:
         self.buffer = ReplayBuffer(cfg.buffer_capacity, self.data.input_shape, self.num_classes, device=self.device, evict=cfg.evict)
         if cfg.synthesis == "real":
             self._real_order = torch.randperm(len(self.data.x_train), generator=torch_generator(derive_seed(seed, "real-subset")))
-        self._make_probe(seed)
+        with torch.enable_grad():  # the probe is inverted, whatever the caller's grad mode
+            self._make_probe(seed)
         self._probe = self._evaluate_probe()
         self._score = self.score()
         return self.stats(extras={"score": self._score})
@@ -281,6 +282,10 @@ class SSDKDProcess:
         if cfg.replace_knob:
             n_new = max(1, round(knobs.replace_fraction * cfg.synth_batch))
 
+        with torch.enable_grad():  # callers may step under no_grad (SB3's ARS does); the round trains
+            return self._round(knobs, n_new)
+
+    def _round(self, knobs: SSDKDKnobs, n_new: int) -> Stats:
         start = time.perf_counter()
         x_new, t_logits, skipped, synth_info = self._synthesize_round(knobs, n_new)
         if not skipped:

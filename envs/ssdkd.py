@@ -1,0 +1,70 @@
+"""SSD-KD sample selection as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_core.ssdkd.process import SSDKDConfig, SSDKDProcess
+from envs.process_env import ProcessEnv
+
+
+class SSDKDEnv(ProcessEnv):
+    """One episode is one whole data-free distillation run of SSD-KD; one step is one round
+    (invert a batch from the teacher, modulate, update the replay buffer partially, distil with
+    priority sampling). The agent sets the knobs the paper fixes by hand.
+
+    ## Action space
+
+    ``Box(-1, 1, (k,), float32)``, mapped linearly (log for per-class weights) onto:
+
+    | index | knob        | range       | paper-style default | meaning                                     |
+    |-------|-------------|-------------|---------------------|---------------------------------------------|
+    | 0     | alpha       | [0, 1]      | 0.6                 | priority exponent, ``P(i) ∝ p_i^α``          |
+    | 1     | beta        | [0, 1]      | 0.4                 | importance-sampling correction               |
+    | 2     | gamma       | [0, 4]      | 1.0                 | difficulty focus ``(1 − p_T(y|x))^γ``        |
+    | 3     | diversity   | [0, 2]      | 1.0                 | diversity strength (φ_div and target draw)   |
+    | 4…    | class_weight_c | [1/4, 4] (log) | 1.0         | per-class target weight (``class_knobs=True``) |
+    | last  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made (``replace_knob=True``) |
+
+    ## Observation space
+
+    ``Box(float32)`` of bounded statistics, names in ``env.unwrapped.observation_names``: the buffer's
+    class histogram, per-class mean priority and teacher confidence (3·C), histogram entropy, fill
+    ratio, mean/max priority, size; student–teacher agreement and squashed KL on the synthetic probe;
+    the fraction of the budget spent; ``tanh`` of the last gain.
+
+    ## Rewards
+
+    The round's score gain ``score_t − score_{t−1}``; the default score is ``−KL(T ‖ S)`` on a held-out
+    synthetic probe made at reset (data-free), so the return is the run's total gain. With
+    ``reward_normalization="constant"`` gains are divided by what the paper-default policy gains on the
+    same seed. ``score="val_accuracy"`` (research mode, not data-free) uses real validation accuracy.
+
+    ## Starting state
+
+    A fresh student (seeded), a fresh generator, an empty buffer, a new probe set; the teacher is the
+    cached one for the data set.
+
+    ## Episode end
+
+    Truncated when the round budget is spent; terminated with ``divergence_penalty`` and
+    ``info["diverged"] = True`` when the student's loss becomes non-finite.
+
+    ## Arguments
+
+    ``gymnasium.make("DistillGym/SSDKD-Digits-v0", render_mode=None, reward_normalization=None, **config)``
+    where ``config`` is any field of :class:`distill_core.ssdkd.process.SSDKDConfig`.
+    """
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        reward_normalization: str | None = None,
+        divergence_penalty: float = -1.0,
+        **config: Any,
+    ) -> None:
+        unknown = set(config) - set(SSDKDConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown SSD-KD configuration {sorted(unknown)}; known: {sorted(SSDKDConfig.__dataclass_fields__)}")
+        super().__init__(SSDKDProcess(SSDKDConfig(**config)), render_mode=render_mode,
+                         reward_normalization=reward_normalization, divergence_penalty=divergence_penalty)
