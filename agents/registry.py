@@ -1,0 +1,137 @@
+"""Every agent behind one name: SB3 algorithms, sb3-contrib algorithms and non-learning baselines.
+
+    agent = make_agent("ppo", env, seed=0, env_id="DistillGym/SSDKD-Digits-v0")
+    agent.learn(total_timesteps=2_000)
+    action, _ = agent.predict(obs, deterministic=True)
+
+An ablation is a list of names. Hyperparameters per (agent, env id) live in ``agents/hyperparams/<agent>.yml``
+in the RL Zoo's format (top-level keys are env ids; ``n_timesteps``, ``policy``, ``normalize`` and
+``n_envs`` are zoo settings, the rest go to the algorithm), so RL Zoo users can reuse them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.baselines import BaselinePolicy, ConstantPolicy, RandomPolicy, SchedulePolicy
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+
+#: name -> (module, class) for learning agents; sb3-contrib ones need the `contrib` extra.
+LEARNING_AGENTS: dict[str, tuple[str, str]] = {
+    "ppo": ("stable_baselines3", "PPO"),
+    "a2c": ("stable_baselines3", "A2C"),
+    "sac": ("stable_baselines3", "SAC"),
+    "td3": ("stable_baselines3", "TD3"),
+    "ddpg": ("stable_baselines3", "DDPG"),
+    "tqc": ("sb3_contrib", "TQC"),
+    "recurrent_ppo": ("sb3_contrib", "RecurrentPPO"),
+    "trpo": ("sb3_contrib", "TRPO"),
+    "ars": ("sb3_contrib", "ARS"),
+    "crossq": ("sb3_contrib", "CrossQ"),
+}
+
+BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
+    "random": RandomPolicy,
+    "constant": ConstantPolicy,
+    "schedule": SchedulePolicy,
+}
+
+#: RL Zoo keys that configure the experiment rather than the algorithm.
+ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_wrapper", "frame_stack", "callback")
+
+
+def list_agents() -> list[str]:
+    """Every registered agent name."""
+    return list(LEARNING_AGENTS) + list(BASELINE_AGENTS)
+
+
+def is_learning(name: str) -> bool:
+    """Whether ``name`` is trained (an SB3 / contrib algorithm) or a fixed baseline."""
+    _check_name(name)
+    return name in LEARNING_AGENTS
+
+
+def agent_class(name: str) -> type:
+    """The class behind ``name`` (imports sb3-contrib lazily, with a clear error when it is missing)."""
+    _check_name(name)
+    if name in BASELINE_AGENTS:
+        return BASELINE_AGENTS[name]
+    module, cls = LEARNING_AGENTS[name]
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as err:
+        raise ImportError(f"agent {name!r} needs {module}: pip install 'distill-gym[contrib]'") from err
+
+
+def load_hyperparams(name: str, env_id: str | None) -> dict[str, Any]:
+    """The RL Zoo entry for ``(name, env_id)``: the env id's block, else the file's ``default`` block,
+    else ``{}``. Returns a fresh dict (zoo settings included)."""
+    _check_name(name)
+    path = HYPERPARAMS_DIR / f"{name}.yml"
+    if not path.is_file():
+        return {}
+    table = yaml.safe_load(path.read_text()) or {}
+    return dict(table.get(env_id) or table.get("default") or {})
+
+
+def split_zoo_settings(hyperparams: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(algorithm kwargs, zoo settings)`` from an RL Zoo hyperparameter block."""
+    algo = {k: v for k, v in hyperparams.items() if k not in ZOO_SETTINGS}
+    zoo = {k: v for k, v in hyperparams.items() if k in ZOO_SETTINGS}
+    if isinstance(algo.get("policy_kwargs"), str):
+        raise ValueError("policy_kwargs must be a YAML mapping here (the RL Zoo's string form would need eval)")
+    return algo, zoo
+
+
+def make_agent(
+    name: str,
+    env: Any,
+    *,
+    seed: int = 0,
+    env_id: str | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+    device: str = "auto",
+) -> Any:
+    """Build agent ``name`` for ``env``.
+
+    :param name: one of :func:`list_agents`.
+    :param env: a Gymnasium env or an SB3 VecEnv.
+    :param seed: the agent's seed (SB3 seeds its networks and action noise from it).
+    :param env_id: selects the hyperparameter block (see :func:`load_hyperparams`).
+    :param hyperparams: overrides merged over the YAML block.
+    :param tensorboard_log: folder for TensorBoard logs (learning agents).
+    :param verbose: SB3 verbosity.
+    :param device: torch device for the agent's networks (``auto``: GPU if present).
+    """
+    cls = agent_class(name)
+    if name in BASELINE_AGENTS:
+        extra = {k: v for k, v in (hyperparams or {}).items() if k not in ZOO_SETTINGS}
+        return cls(env, seed=seed, **extra)
+    merged = {**load_hyperparams(name, env_id), **(hyperparams or {})}
+    algo_kwargs, zoo = split_zoo_settings(merged)
+    policy = zoo.get("policy", "MlpLstmPolicy" if name == "recurrent_ppo" else "MlpPolicy")
+    return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, device=device, **algo_kwargs)
+
+
+def load_agent(name: str, path: str | Path, env: Any = None, device: str = "auto") -> Any:
+    """Load a saved learning agent (``cls.load``); baselines are rebuilt from the env."""
+    if not is_learning(name):
+        if env is None:
+            raise ValueError(f"baseline {name!r} has no weights to load: pass env to rebuild it")
+        return agent_class(name)(env)
+    path = Path(path)
+    if not path.exists() and not path.with_suffix(".zip").exists():
+        raise FileNotFoundError(f"no saved {name} model at {path}: train one with scripts/train_policy.py")
+    return agent_class(name).load(str(path), env=env, device=device)
+
+
+def _check_name(name: str) -> None:
+    if name not in LEARNING_AGENTS and name not in BASELINE_AGENTS:
+        raise ValueError(f"unknown agent {name!r}: use one of {', '.join(list_agents())}")

@@ -1,0 +1,70 @@
+"""Run episodes of any agent — a trained model folder or a baseline name — and record JSON-lines traces;
+or replay a trace and report whether it reproduces.
+
+    python scripts/rollout.py --agent constant --seeds 1 2 3 --trace runs/rollouts/constant.jsonl
+    python scripts/rollout.py --agent ppo --model runs/policies/DistillGym_SSDKD-Digits-v0/ppo_s0 --seeds 1 2
+    python scripts/rollout.py --replay runs/rollouts/constant.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+
+import envs  # noqa: F401
+from agents.registry import is_learning, list_agents, make_agent
+from agents.rollout import read_traces, replay, run_episode, write_traces
+from agents.training import load_trained
+from distill_core.common.cli import parse_overrides
+from distill_core.common.report import markdown_table
+from distill_core.ssdkd.process import SSDKDConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agent", choices=list_agents())
+    parser.add_argument("--model", default=None, help="folder of a trained agent (model.zip [+ vecnormalize.pkl])")
+    parser.add_argument("--env-id", default="DistillGym/SSDKD-Digits-v0")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env configuration overrides")
+    parser.add_argument("--trace", default=None, help="JSON-lines file to write (default runs/rollouts/<agent>.jsonl)")
+    parser.add_argument("--replay", default=None, help="re-run a recorded trace file and check it reproduces")
+    args = parser.parse_args(argv)
+
+    if args.replay:
+        rows, ok = [], True
+        for trace in read_traces(args.replay):
+            result = replay(trace)
+            ok &= result.reproduced
+            rows.append([trace.agent, trace.seed, result.steps, result.reproduced, f"{result.max_observation_diff:.3g}",
+                         f"{result.max_reward_diff:.3g}"])
+        print(markdown_table(["agent", "seed", "steps", "reproduced", "max obs diff", "max reward diff"], rows))
+        return 0 if ok else 1
+
+    if not args.agent:
+        parser.error("--agent is required unless --replay is given")
+    try:
+        env_kwargs = parse_overrides(args.set, SSDKDConfig)
+    except ValueError as err:
+        parser.error(str(err))
+    env = gym.make(args.env_id, **env_kwargs)
+    if is_learning(args.agent):
+        if not args.model:
+            parser.error(f"{args.agent} learns: pass --model <folder of a trained agent> (see scripts/train_policy.py)")
+        policy = load_trained(args.agent, Path(args.model), env)
+    else:
+        policy = make_agent(args.agent, env, seed=args.seeds[0])
+    traces = [run_episode(env, policy, seed, env_id=args.env_id, env_kwargs=env_kwargs, agent_name=args.agent) for seed in args.seeds]
+    path = write_traces(traces, args.trace or f"runs/rollouts/{args.agent}.jsonl")
+    print(markdown_table(["agent", "seed", "steps", "return", "final test acc %", "seconds"],
+                         [[t.agent, t.seed, t.final["steps"], f"{t.episode_return:.4f}",
+                           f"{100 * t.final.get('test_accuracy', float('nan')):.2f}", f"{t.final['seconds']:.1f}"] for t in traces]))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Every registry agent trains a few hundred steps on a tiny digits env and acts; the training script's
+machinery (EvalCallback on held-out seeds, checkpoints, VecNormalize, resume) works; ablations run
+locally and on Ray."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+from agents.ablation import Job, confidence_interval, run_jobs, summarise, write_outputs
+from agents.registry import is_learning, list_agents, load_hyperparams, make_agent
+from agents.rollout import run_episode
+from agents.training import latest_checkpoint, load_trained, train_agent
+
+DIGITS = "DistillGym/SSDKD-Digits-v0"
+TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,
+            probe_steps=2, device="cpu")
+# small enough that every algorithm updates several times within 192 steps
+FAST = {
+    "ppo": dict(n_steps=48, batch_size=24, n_epochs=2), "a2c": dict(n_steps=6), "trpo": dict(n_steps=48, batch_size=24),
+    "recurrent_ppo": dict(n_steps=48, batch_size=24, n_epochs=2),
+    "sac": dict(learning_starts=48, batch_size=32), "td3": dict(learning_starts=48, batch_size=32),
+    "ddpg": dict(learning_starts=48, batch_size=32), "tqc": dict(learning_starts=48, batch_size=32),
+    "crossq": dict(learning_starts=48, batch_size=32), "ars": dict(n_delta=2, n_top=1),
+}
+
+
+def test_registry_names():
+    assert set(list_agents()) == {"ppo", "a2c", "sac", "td3", "ddpg", "tqc", "recurrent_ppo", "trpo", "ars", "crossq",
+                                  "random", "constant", "schedule"}
+    with pytest.raises(ValueError, match="unknown agent 'dqn'"):
+        is_learning("dqn")
+
+
+def test_hyperparams_are_rl_zoo_blocks():
+    block = load_hyperparams("ppo", DIGITS)
+    assert block["policy"] == "MlpPolicy" and "n_timesteps" in block
+    assert load_hyperparams("td3", DIGITS)["policy"] == "MlpPolicy"  # falls back to `default`
+
+
+@pytest.mark.parametrize("name", list_agents())
+def test_every_agent_trains_and_acts(name, digits_teacher):
+    env = gym.make(DIGITS, **TINY)
+    agent = make_agent(name, env, seed=0, env_id=DIGITS, hyperparams=FAST.get(name, {}), device="cpu")
+    agent.learn(total_timesteps=192)
+    trace = run_episode(env, agent, seed=5, env_id=DIGITS, env_kwargs=TINY, agent_name=name)
+    assert trace.final["steps"] == TINY["rounds"]
+    assert all(env.action_space.contains(np.asarray(a, np.float32)) for a in trace.actions)
+
+
+def test_baselines_behave_as_named(digits_teacher):
+    env = gym.make(DIGITS, **TINY)
+    penv = env.unwrapped
+    constant = make_agent("constant", env)
+    obs, _ = env.reset(seed=0)
+    assert np.allclose(penv.knobs_from_action(constant.predict(obs)[0]).alpha, 0.6)
+    schedule = make_agent("schedule", env)
+    start = obs.copy()
+    end = obs.copy()
+    end[penv.observation_names.index("progress")] = 1.0
+    assert penv.knobs_from_action(schedule.predict(start)[0]).beta == pytest.approx(0.4, abs=1e-6)
+    assert penv.knobs_from_action(schedule.predict(end)[0]).beta == pytest.approx(1.0, abs=1e-6)
+    rand = make_agent("random", env, seed=1)
+    assert not np.allclose(rand.predict(obs)[0], rand.predict(obs)[0])
+    with pytest.raises(ValueError, match="unknown knobs"):
+        make_agent("schedule", env, hyperparams={"schedule": {"zeta": 1.0}})
+
+
+def test_training_with_eval_checkpoints_vecnormalize_and_resume(tmp_path, digits_teacher):
+    kwargs = dict(out=tmp_path / "ppo", env_kwargs=TINY, hyperparams=FAST["ppo"], normalize=True, eval_seeds=(900, 901),
+                  progress_bar=False, device="cpu")
+    first = train_agent("ppo", DIGITS, timesteps=96, eval_freq=48, checkpoint_freq=48, **kwargs)
+    assert first.model_path.exists() and first.vecnormalize_path.exists()
+    assert (tmp_path / "ppo" / "eval" / "evaluations.npz").exists()
+    assert (tmp_path / "ppo" / "logs" / "progress.csv").exists()
+    assert latest_checkpoint(tmp_path / "ppo" / "checkpoints")[1] == 96
+    resumed = train_agent("ppo", DIGITS, timesteps=144, eval_freq=48, checkpoint_freq=48, resume=True, **kwargs)
+    assert resumed.resumed_from is not None and latest_checkpoint(tmp_path / "ppo" / "checkpoints")[1] == 144
+    env = gym.make(DIGITS, **TINY)
+    policy = load_trained("ppo", tmp_path / "ppo", env)
+    assert run_episode(env, policy, 3, env_id=DIGITS, env_kwargs=TINY).final["steps"] == TINY["rounds"]
+
+
+def test_confidence_interval():
+    mean, half = confidence_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(2.4841, rel=1e-3)  # t(0.975, 2) · 1 / √3
+    assert confidence_interval([5.0]) == (5.0, 0.0)
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_ablation_runs_and_writes_outputs(backend, tmp_path, digits_teacher):
+    if backend == "ray":
+        pytest.importorskip("ray")
+    jobs = [Job(agent, 0, DIGITS, TINY, (700, 701), str(tmp_path), timesteps=48 if is_learning(agent) else None,
+                hyperparams=FAST.get(agent, {})) for agent in ("a2c", "constant", "random")]
+    results = run_jobs(jobs, backend=backend, num_cpus=2)
+    summaries = write_outputs(results, tmp_path)
+    assert [s.agent for s in summaries] == ["a2c", "constant", "random"]
+    assert all(s.episodes == 2 and 0 <= s.accuracy_mean <= 1 for s in summaries)
+    for name in ("episodes.csv", "summary.csv", "summary.md", "accuracy.png"):
+        assert (tmp_path / name).exists()
