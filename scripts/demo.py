@@ -1,50 +1,49 @@
-"""The demo `make demo` runs: a digits teacher (trained once, then cached) distilled into a half-width
-student, on all real training images and on a 10 % random subset, compared in one table.
+"""The demo `make demo` runs — the main job on the embedded digits data:
 
-    python scripts/demo.py [--seed 0] [--device auto]
+1. load (or train once and cache) the digits teacher;
+2. train PPO briefly on ``DistillGym/SSDKD-Digits-v0`` (each episode is one whole SSD-KD run; the agent
+   sets α, β, γ and the diversity strength every round);
+3. evaluate PPO, ``constant`` (the paper's defaults) and ``random`` on the same held-out seeds;
+4. print the table and write ``runs/demo/{summary.md, episodes.csv, accuracy.png, learning_curves.png}``.
+
+    python scripts/demo.py [--timesteps 600] [--eval-seeds 100 ... 109] [--out runs/demo]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-import torch
-
-from distill_core.common.report import markdown_table
-from distill_core.common.seeding import derive_seed, seeded, torch_generator
+from agents.ablation import Job, run_jobs, write_outputs
 from distill_core.data import load_dataset
-from distill_core.kd import KDConfig, evaluate, kd_train
-from distill_core.models import build_model
-from distill_core.teachers import DEFAULT_STUDENTS, get_teacher
+from distill_core.teachers import get_teacher
+
+ENV_ID = "DistillGym/SSDKD-Digits-v0"
 
 
-def main(argv: list[str] | None = None) -> list[list[object]]:
+def main(argv: list[str] | None = None) -> list:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--timesteps", type=int, default=None, help="PPO training steps (default: agents/hyperparams/ppo.yml)")
+    parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(range(100, 110)))
+    parser.add_argument("--out", default="runs/demo")
     args = parser.parse_args(argv)
 
-    data = load_dataset("digits", seed=args.seed)
+    start = time.perf_counter()
+    data = load_dataset("digits")
+    teacher = get_teacher("digits", data=data)
     print(data.describe())
-    teacher = get_teacher("digits", seed=args.seed, data=data, device=args.device)
-    device = next(teacher.model.parameters()).device
-    print(f"teacher {teacher.spec.arch}: {'loaded from' if teacher.from_cache else 'trained and saved to'} {teacher.path}")
-
-    x_test, y_test = data.x_test.to(device), data.y_test
-    rows = [["teacher " + teacher.spec.arch, len(data.x_train), f"{100 * evaluate(teacher.model, x_test, y_test)['accuracy']:.2f}", "-", "-"]]
-    subset = torch.randperm(len(data.x_train), generator=torch_generator(derive_seed(args.seed, "subset")))
-    student_arch = DEFAULT_STUDENTS[teacher.spec.arch]
-    for label, n in [("KD, all real images", len(data.x_train)), ("KD, 10 % real images", len(data.x_train) // 10)]:
-        with seeded(derive_seed(args.seed, "student-init")):
-            student = build_model(student_arch, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
-        start = time.perf_counter()
-        kd_train(student, teacher.model, data.x_train[subset[:n]], KDConfig(epochs=40, batch_size=64), seed=args.seed)
-        metrics = evaluate(student, x_test, y_test, teacher.model)
-        rows.append([f"{label} → {student_arch}", n, f"{100 * metrics['accuracy']:.2f}", f"{100 * metrics['agreement']:.2f}", f"{time.perf_counter() - start:.1f}"])
-    table = markdown_table(["model", "train images", "test acc %", "agreement %", "KD s"], rows)
-    print(table)
-    return rows
+    print(f"teacher {teacher.spec.arch}: test accuracy {100 * teacher.metrics['test_accuracy']:.2f} % "
+          f"({'cached' if teacher.from_cache else 'trained now'}: {teacher.path})\n")
+    out = Path(args.out)
+    jobs = [Job(agent, 0, ENV_ID, {}, tuple(args.eval_seeds), str(out), args.timesteps) for agent in ("ppo", "constant", "random")]
+    print(f"training PPO on {ENV_ID}, then evaluating ppo / constant / random on {len(args.eval_seeds)} held-out seeds ...")
+    results = run_jobs(jobs)
+    summaries = write_outputs(results, out, title=f"{ENV_ID}: final student accuracy, mean ± 95 % CI")
+    print()
+    print((out / "summary.md").read_text())
+    print(f"wrote {out}/summary.md, episodes.csv, accuracy.png, learning_curves.png in {time.perf_counter() - start:.0f} s")
+    return summaries
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 exercised on small IDX / CIFAR files the tests write. No test touches the internet: the Debian folder and
 torchvision's data folder point at empty temp dirs, and every call that could download passes download=False."""
 
-import gzip
 import math
 import pickle
 import random

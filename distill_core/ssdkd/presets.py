@@ -6,7 +6,7 @@ from distill_core.ssdkd.process import SSDKDConfig
 
 PRESETS: dict[str, SSDKDConfig] = {
     # a whole run in a few seconds on 2 cores: what RL trains on and the tests use
-    "digits": SSDKDConfig(dataset="digits"),
+    "digits": SSDKDConfig(dataset="digits", g_steps=20),
     "mnist1d": SSDKDConfig(dataset="mnist1d", rounds=16, synth_batch=64, buffer_capacity=400),
     # 10 % of the Fashion-MNIST training set: 6 000 synthetic samples in the buffer
     "fashion_mnist": SSDKDConfig(

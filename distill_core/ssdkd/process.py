@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from distill_core.augment import augment_batch
 from distill_core.common.device import resolve_device
