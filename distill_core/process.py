@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -132,9 +132,18 @@ class StatsBuilder:
 
 @runtime_checkable
 class Process(Protocol):
-    """What an algorithm must offer to become an environment (see the module docstring)."""
+    """What an algorithm must offer to become an environment (see the module docstring).
 
-    Knobs: ClassVar[type]
+    ``Knobs`` is the knob dataclass (it may depend on the configuration, e.g. per-class weights, so it
+    is an attribute of the process); ``knob_specs`` its ranges; ``observation_layout()`` gives the names
+    and bounds of the statistics before any run starts; ``clone()`` a fresh process with the same
+    configuration sharing the expensive parts (for reference runs such as reward normalisation).
+    """
+
+    Knobs: type
+    knob_specs: list[KnobSpec]
+
+    def observation_layout(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]: ...
 
     def reset(self, seed: int) -> Stats: ...
 
@@ -144,3 +153,5 @@ class Process(Protocol):
 
     @property
     def done(self) -> bool: ...
+
+    def clone(self) -> Process: ...

@@ -135,3 +135,12 @@ def test_extended_knobs(digits, digits_teacher):
     knobs = process.Knobs(class_weight_3=4.0, replace_fraction=0.5)
     process.step(knobs)
     assert len(process.buffer) == SMALL.synth_batch // 2
+
+
+def test_the_process_satisfies_the_protocol_envs_rely_on(process):
+    from distill_core.process import Process
+
+    assert isinstance(process, Process)
+    names, low, high = process.observation_layout()
+    stats = process.reset(0)
+    assert stats.names == names and np.array_equal(stats.low, low) and np.array_equal(stats.high, high)
