@@ -15,7 +15,7 @@ from agents.training import latest_checkpoint, load_trained, train_agent
 DIGITS = "DistillGym/SSDKD-Digits-v0"
 TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,
             probe_steps=2, device="cpu")
-# small enough that every algorithm updates several times within 192 steps
+# small enough that every algorithm updates several times within 256 steps
 FAST = {
     "ppo": dict(n_steps=48, batch_size=24, n_epochs=2), "a2c": dict(n_steps=6), "trpo": dict(n_steps=48, batch_size=24),
     "recurrent_ppo": dict(n_steps=48, batch_size=24, n_epochs=2),
@@ -42,7 +42,7 @@ def test_hyperparams_are_rl_zoo_blocks():
 def test_every_agent_trains_and_acts(name, digits_teacher):
     env = gym.make(DIGITS, **TINY)
     agent = make_agent(name, env, seed=0, env_id=DIGITS, hyperparams=FAST.get(name, {}), device="cpu")
-    agent.learn(total_timesteps=192)
+    agent.learn(total_timesteps=256)
     trace = run_episode(env, agent, seed=5, env_id=DIGITS, env_kwargs=TINY, agent_name=name)
     assert trace.final["steps"] == TINY["rounds"]
     assert all(env.action_space.contains(np.asarray(a, np.float32)) for a in trace.actions)

@@ -58,7 +58,15 @@ def bar_plot(
     """A bar per label, with optional symmetric error bars (e.g. 95 % confidence intervals)."""
     labels = list(values)
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(labels) + 2), 4))
-    ax.bar(labels, [values[k] for k in labels], yerr=[errors[k] for k in labels] if errors else None, capsize=4, color="tab:blue")
+    heights = [values[k] for k in labels]
+    spread = [errors[k] if errors else 0.0 for k in labels]
+    bars = ax.bar(labels, heights, yerr=spread if errors else None, capsize=4, color="tab:blue")
+    # zoom on the bars' range: differences of a point would be invisible on an axis from 0
+    lo = min(h - e for h, e in zip(heights, spread))
+    hi = max(h + e for h, e in zip(heights, spread))
+    pad = max(0.5, 0.3 * (hi - lo))
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.bar_label(bars, labels=[f"{h:.2f}" for h in heights], padding=2, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
