@@ -56,6 +56,8 @@ class SSDKDEnv(ProcessEnv):
     where ``config`` is any field of :class:`distill_core.ssdkd.process.SSDKDConfig`.
     """
 
+    config_cls = SSDKDConfig
+
     def __init__(
         self,
         render_mode: str | None = None,

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import gymnasium as gym
 
-import envs  # noqa: F401
+from envs import config_class
 from agents.registry import is_learning, list_agents, make_agent
 from agents.rollout import read_traces, replay, run_episode, write_traces
 from agents.training import load_trained
 from distill_core.common.cli import parse_overrides
 from distill_core.common.report import markdown_table
-from distill_core.ssdkd.process import SSDKDConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.agent:
         parser.error("--agent is required unless --replay is given")
     try:
-        env_kwargs = parse_overrides(args.set, SSDKDConfig)
+        env_kwargs = parse_overrides(args.set, config_class(args.env_id))
     except ValueError as err:
         parser.error(str(err))
     env = gym.make(args.env_id, **env_kwargs)

@@ -16,7 +16,7 @@ from pathlib import Path
 from agents.registry import list_agents
 from agents.training import DEFAULT_EVAL_SEEDS, train_agent
 from distill_core.common.cli import parse_overrides
-from distill_core.ssdkd.process import SSDKDConfig
+from envs import config_class
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     try:
-        env_kwargs = parse_overrides(args.set, SSDKDConfig)
+        env_kwargs = parse_overrides(args.set, config_class(args.env_id))
     except ValueError as err:
         parser.error(str(err))
     out = Path(args.out or f"runs/policies/{args.env_id.replace('/', '_')}/{args.agent}_s{args.seed}")

@@ -177,3 +177,19 @@ def test_memory_stays_flat_over_many_resets(digits_teacher):
     gc.collect()
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 50, f"peak memory grew by {grown_mib:.0f} MiB over 1000 resets"
+
+
+@pytest.mark.parametrize("env_id", list(envs.CONDENSE_IDS))
+def test_condensation_ids_pass_both_env_checkers_through_the_same_env_class(env_id, tmp_path, monkeypatch):
+    kwargs = dict(images_per_class=2, iterations=3, real_batch=8, score_epochs=2, net_width=16, device="cpu")
+    if "Fashion" in env_id:
+        import distill_core.data.registry as registry
+        from data_files import write_idx_set
+
+        monkeypatch.setenv("DISTILL_GYM_FASHION_MNIST", str(write_idx_set(tmp_path / "fm", n_train=200, n_test=50)))
+        monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    env = gym.make(env_id, **kwargs)
+    assert isinstance(env.unwrapped, envs.ProcessEnv)
+    assert env.action_space.shape == (11,)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)

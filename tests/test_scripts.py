@@ -52,3 +52,11 @@ def test_overrides_are_typed_and_checked():
         parse_overrides(["kd_steps=four"], SSDKDConfig)
     with pytest.raises(ValueError, match="expected key=value"):
         parse_overrides(["kd_steps"], SSDKDConfig)
+
+
+def test_rollout_works_unchanged_on_a_condensation_id(tmp_path, monkeypatch):
+    trace = tmp_path / "dm.jsonl"
+    args = ["--env-id", "DistillGym/Condense-DM-Digits-v0", "--agent", "random", "--seeds", "0", "--trace", str(trace),
+            "--set", "images_per_class=2", "iterations=2", "real_batch=8", "score_epochs=2", "net_width=16", "device=cpu"]
+    assert run_script("rollout.py", args, monkeypatch) == 0
+    assert run_script("rollout.py", ["--replay", str(trace)], monkeypatch) == 0
