@@ -79,6 +79,16 @@ def knob_specs(knobs_cls: type) -> list[KnobSpec]:
     return specs
 
 
+def check_knobs(knobs: Any, knobs_cls: type, specs: list[KnobSpec]) -> None:
+    """Raise a clear error unless ``knobs`` is a ``knobs_cls`` whose every value is finite and in range."""
+    if not isinstance(knobs, knobs_cls):
+        raise TypeError(f"knobs must be a {knobs_cls.__name__}, got {type(knobs).__name__}")
+    for spec in specs:
+        value = getattr(knobs, spec.name)
+        if not math.isfinite(value) or not spec.low <= value <= spec.high:
+            raise ValueError(f"knob {spec.name}={value} is outside its range [{spec.low}, {spec.high}]")
+
+
 @dataclass(frozen=True)
 class Stats:
     """A fixed-length, named, bounded vector of statistics of a run, plus free-form extras.

@@ -31,7 +31,7 @@ from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.kd import evaluate
 from distill_core.models import build_model
-from distill_core.process import Stats, StatsBuilder, knob, knob_specs
+from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_specs
 
 
 @dataclass(frozen=True)
@@ -129,10 +129,7 @@ class DMProcess:
         if self.done:
             raise RuntimeError("the run is over: call reset(seed) to start another")
         knobs = knobs if knobs is not None else self.Knobs()
-        for spec in self.knob_specs:
-            value = getattr(knobs, spec.name)
-            if not math.isfinite(value) or not spec.low <= value <= spec.high:
-                raise ValueError(f"knob {spec.name}={value} is outside its range [{spec.low}, {spec.high}]")
+        check_knobs(knobs, self.Knobs, self.knob_specs)
         start = time.perf_counter()
         with torch.enable_grad():
             loss = self._update(knobs)

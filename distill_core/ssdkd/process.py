@@ -40,7 +40,7 @@ from distill_core.data import DatasetSplits, load_dataset
 from distill_core.inversion import BatchNormStatsLoss, Generator, adversarial_term, total_variation
 from distill_core.kd import evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
-from distill_core.process import Stats, StatsBuilder, knob, knob_specs
+from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_specs
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
 from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
@@ -275,7 +275,7 @@ class SSDKDProcess:
         if self.done:
             raise RuntimeError("the run is over (budget spent or diverged): call reset(seed) to start another")
         knobs = knobs if knobs is not None else self.Knobs()
-        self._check_knobs(knobs)
+        check_knobs(knobs, self.Knobs, self.knob_specs)
         cfg = self.config
         n_new = cfg.synth_batch
         if cfg.replace_knob:
@@ -494,12 +494,3 @@ class SSDKDProcess:
                 self.buffer.update_priorities(batch.indices, per_sample.detach() / cfg.temperature**2)
             total += loss.item()
         return {"kd_loss": total / cfg.kd_steps}
-
-    # ------------------------------------------------------------------ checks
-    def _check_knobs(self, knobs: Any) -> None:
-        if not isinstance(knobs, self.Knobs):
-            raise TypeError(f"knobs must be a {self.Knobs.__name__}, got {type(knobs).__name__}")
-        for spec in self.knob_specs:
-            value = getattr(knobs, spec.name)
-            if not math.isfinite(value) or not spec.low <= value <= spec.high:
-                raise ValueError(f"knob {spec.name}={value} is outside its range [{spec.low}, {spec.high}]")
