@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_core.condense.dm import DMConfig, DMProcess
-from envs.process_env import ProcessEnv
+from envs.process_env import ProcessEnv, build_config
 
 
 class CondenseDMEnv(ProcessEnv):
@@ -49,7 +49,4 @@ class CondenseDMEnv(ProcessEnv):
     config_cls = DMConfig
 
     def __init__(self, render_mode: str | None = None, reward_normalization: str | None = None, **config: Any) -> None:
-        unknown = set(config) - set(DMConfig.__dataclass_fields__)
-        if unknown:
-            raise TypeError(f"unknown DM configuration {sorted(unknown)}; known: {sorted(DMConfig.__dataclass_fields__)}")
-        super().__init__(DMProcess(DMConfig(**config)), render_mode=render_mode, reward_normalization=reward_normalization)
+        super().__init__(DMProcess(build_config(DMConfig, config, "DM")), render_mode=render_mode, reward_normalization=reward_normalization)

@@ -53,6 +53,16 @@ class Timings(Mapping[str, float]):
         return f"Timings({self._values})"
 
 
+def build_config(config_cls: type, kwargs: dict[str, Any], label: str) -> Any:
+    """``config_cls(**kwargs)``, refusing unknown names with a message that lists the known ones
+    (what ``gymnasium.make(id, **kwargs)`` users mistype)."""
+    known = set(config_cls.__dataclass_fields__)
+    unknown = set(kwargs) - known
+    if unknown:
+        raise TypeError(f"unknown {label} configuration {sorted(unknown)}; known: {sorted(known)}")
+    return config_cls(**kwargs)
+
+
 class ProcessEnv(gym.Env):
     """A Gymnasium view of a step-wise distillation process.
 

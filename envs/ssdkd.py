@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_core.ssdkd.process import SSDKDConfig, SSDKDProcess
-from envs.process_env import ProcessEnv
+from envs.process_env import ProcessEnv, build_config
 
 
 class SSDKDEnv(ProcessEnv):
@@ -65,8 +65,5 @@ class SSDKDEnv(ProcessEnv):
         divergence_penalty: float = -1.0,
         **config: Any,
     ) -> None:
-        unknown = set(config) - set(SSDKDConfig.__dataclass_fields__)
-        if unknown:
-            raise TypeError(f"unknown SSD-KD configuration {sorted(unknown)}; known: {sorted(SSDKDConfig.__dataclass_fields__)}")
-        super().__init__(SSDKDProcess(SSDKDConfig(**config)), render_mode=render_mode,
+        super().__init__(SSDKDProcess(build_config(SSDKDConfig, config, "SSD-KD")), render_mode=render_mode,
                          reward_normalization=reward_normalization, divergence_penalty=divergence_penalty)
