@@ -157,7 +157,9 @@ def test_pickles_and_runs_vectorised(digits_teacher):
     obs, rewards, dones, infos = venv.step(np.zeros((2, 4), np.float32))
     assert obs.shape == (2, env.observation_space.shape[0]) and rewards.shape == (2,)
     venv.close()
-    vec = gym.make_vec(f"envs:{DIGITS}", num_envs=2, vectorization_mode="async", **TINY)
+    # forkserver, not gymnasium's default fork: forking a process whose torch thread pool is running deadlocks
+    vec = gym.make_vec(f"envs:{DIGITS}", num_envs=2, vectorization_mode="async",
+                       vector_kwargs={"context": "forkserver"}, **TINY)
     obs, _ = vec.reset(seed=0)
     obs, rewards, *_ = vec.step(np.zeros((2, 4), np.float32))
     assert obs.shape[0] == 2 and np.isfinite(rewards).all()
