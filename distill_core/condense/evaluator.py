@@ -1,5 +1,7 @@
 """The one evaluation protocol for synthetic sets: train K freshly initialised networks of a stated
 architecture on the set with a stated recipe, report real test accuracy as mean ± std (DC/DSA/DM style).
+A dataset-distillation set carries its learned step sizes: it is evaluated by replaying them
+(:func:`distill_core.condense.dd.evaluate_dd`), which :func:`evaluate_synthetic` does by itself.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from distill_core.augment import augment_batch
 from distill_core.common.batching import minibatches
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
+from distill_core.condense.dsa import DSA_STRATEGY, dsa_random
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.kd import evaluate
@@ -29,6 +32,9 @@ class EvalRecipe:
     :param weight_decay: SGD weight decay.
     :param max_shift: per-sample random shift while training (0 = off).
     :param hflip: random horizontal flips while training.
+    :param dsa: differentiable siamese augmentation (DSA's ``color_crop_cutout_flip_scale_rotate``) while
+        training, parameters drawn per image for every minibatch (how DSA and DM evaluate their sets);
+        applied after the shift/flip above.
     """
 
     epochs: int = 300
@@ -37,6 +43,7 @@ class EvalRecipe:
     weight_decay: float = 5e-4
     max_shift: int = 0
     hflip: bool = False
+    dsa: bool = False
 
 
 def train_on_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: str = "convnet3_in",
@@ -54,6 +61,8 @@ def train_on_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
     for _ in range(recipe.epochs):
         for idx in minibatches(torch.randperm(len(x), generator=order_gen).to(device), recipe.batch_size):
             xb = augment_batch(x[idx], aug_gen, max_shift=recipe.max_shift, hflip=recipe.hflip)
+            if recipe.dsa:
+                xb = dsa_random(xb, DSA_STRATEGY, aug_gen)
             loss = F.cross_entropy(model(xb), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -67,9 +76,16 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
                        device: str | torch.device = "cpu") -> dict:
     """Train ``num_models`` networks on the synthetic set and report their accuracy on a real split.
 
+    A set with a learned schedule (DD) is replayed instead (:func:`~distill_core.condense.dd.evaluate_dd`):
+    its architecture and initialisation come from the set, so ``arch`` and ``recipe`` do not apply.
+
     :param split: ``"test"`` (report) or ``"val"`` (model selection / rewards; keeps the test set unseen).
     :return: ``{"mean", "std", "accuracies", "arch", "recipe", "num_models"}`` (accuracies as fractions).
     """
+    if synthetic.lrs is not None:
+        from distill_core.condense.dd import evaluate_dd  # dd builds on this module
+
+        return evaluate_dd(synthetic, data, num_models=num_models, seed=seed, split=split, device=device)
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     x_eval, y_eval = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)

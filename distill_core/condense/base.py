@@ -1,0 +1,190 @@
+"""What every condensation method shares as a step-wise process: the run's lifecycle, the scoring
+cadence, the telescoping gain, the judge's per-class validation accuracy in the observation and the
+final report. A method adds how it starts (``_start``), what one outer update does (``_update``), how its set
+is judged (``_accuracy``) and its own per-class statistics (``_method_stats``).
+
+    reset(seed) → _start(seed); score()
+    step(knobs) → _update(knobs); every ``score_every`` updates (and after the last) score()
+    final_metrics() → the same judge on the real test split (reporting only, never a reward)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill_core.common.device import resolve_device
+from distill_core.common.seeding import derive_seed
+from distill_core.condense.baselines import random_subset
+from distill_core.condense.evaluator import EvalRecipe, train_on_synthetic
+from distill_core.condense.synthetic_set import SyntheticSet
+from distill_core.data import DatasetSplits, load_dataset
+from distill_core.kd import predict_logits
+from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_specs
+
+
+def condense_knobs(num_classes: int, name: str, lr_doc: str, weight_doc: str) -> type:
+    """A knob class of a learning-rate multiplier and one loss weight per class (every condensation
+    method's action; the defaults are the published method)."""
+    import dataclasses
+
+    fields = [("lr_scale", float, knob(1.0, 0.1, 10.0, "log", lr_doc))]
+    fields += [(f"class_weight_{c}", float, knob(1.0, 0.25, 4.0, "log", weight_doc.format(c=c))) for c in range(num_classes)]
+    return dataclasses.make_dataclass(name, fields, frozen=True)
+
+
+def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, np.ndarray]:
+    """Overall accuracy and the accuracy on each class's examples (0 for a class without examples).
+
+    Per-class accuracy, not the mean softmax probability, is what the observation carries: a judge
+    trained for a few dozen steps on a handful of images is right far more often than it is confident,
+    and its probabilities' scale changes with the data set and the recipe, its accuracy's does not.
+    """
+    y = y.to(logits.device)
+    correct = (logits.argmax(1) == y).float()
+    sums = torch.zeros(num_classes, device=logits.device).index_add_(0, y, correct)
+    counts = torch.bincount(y, minlength=num_classes).clamp(min=1)
+    return float(correct.mean()), (sums / counts).cpu().numpy().astype(np.float64)
+
+
+class CondensationProcess:
+    """The shared ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done`` of a condensation method.
+
+    Subclasses set ``method`` and ``seed_prefix``, build ``self.Knobs`` and implement :meth:`_start`,
+    :meth:`_update`, :meth:`synthetic_set` and :meth:`_method_stats`. The default judge
+    (:meth:`_accuracy`) is the cheap evaluator: a ConvNet-3 of ``score_width`` trained for
+    ``score_epochs`` on the current set; DD replaces it with replaying its learned schedule.
+    """
+
+    method = "condense"
+    #: prefix of the run's named seed streams (``<prefix>-init``, ``<prefix>-score``, ...)
+    seed_prefix = "condense"
+
+    def __init__(self, config: Any, *, data: DatasetSplits | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.data = data if data is not None else load_dataset(config.dataset)
+        self.num_classes = self.data.num_classes
+        self.Knobs = self._knobs_class()
+        self.knob_specs = knob_specs(self.Knobs)
+        self._x_val = self.data.x_val.to(self.device)
+        self._seed: int | None = None
+        self.iteration = 0
+        self.seconds = 0.0
+        self._last_gain = 0.0
+        self._class_accuracy = np.zeros(self.num_classes)
+
+    def _knobs_class(self) -> type:
+        return condense_knobs(self.num_classes, f"{self.seed_prefix.upper()}Knobs", "multiplier of the image learning rate",
+                              "matching-loss weight of class {c}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self, seed: int) -> Stats:
+        self._seed = int(seed)
+        self.iteration = 0
+        self.seconds = 0.0
+        self._last_gain = 0.0
+        self._class_accuracy = np.zeros(self.num_classes)
+        self._start(self._seed)
+        self._score = self.score()
+        return self.stats({"score": self._score})
+
+    @property
+    def done(self) -> bool:
+        return self._seed is not None and self.iteration >= self.config.iterations
+
+    def step(self, knobs: Any = None) -> Stats:
+        if self._seed is None:
+            raise RuntimeError("call reset(seed) before step()")
+        if self.done:
+            raise RuntimeError("the run is over: call reset(seed) to start another")
+        knobs = knobs if knobs is not None else self.Knobs()
+        check_knobs(knobs, self.Knobs, self.knob_specs)
+        start = time.perf_counter()
+        with torch.enable_grad():
+            extras = self._update(knobs)
+        self.seconds += time.perf_counter() - start
+        self.iteration += 1
+        previous = self._score
+        scored = self.iteration % self.config.score_every == 0 or self.done
+        if scored:
+            self._score = self.score()
+        self._last_gain = self._score - previous
+        return self.stats({"score": self._score, "scored": scored, "gain": self._last_gain, **extras,
+                           "update_seconds": self.seconds})
+
+    # ------------------------------------------------------------------ what a method provides
+    def _start(self, seed: int) -> None:
+        """Build the run's synthetic set, optimiser and per-class statistics from ``seed``."""
+        raise NotImplementedError
+
+    def _update(self, knobs: Any) -> dict[str, Any]:
+        """One outer update; returns the step's extras, with at least ``diverged`` (a non-finite loss:
+        the update is skipped and the env ends the episode)."""
+        raise NotImplementedError
+
+    def synthetic_set(self) -> SyntheticSet:
+        raise NotImplementedError
+
+    def _method_stats(self, builder: StatsBuilder) -> None:
+        """Add the method's own per-class statistics (bounded) to the observation."""
+        raise NotImplementedError
+
+    def _real_or_noise_images(self, seed: int, images_per_class: int, init: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The starting set: random real images per class (``init="real"``, as DC and DM start) or N(0, 1) noise."""
+        if init == "real":
+            start = random_subset(self.data, images_per_class, seed=derive_seed(seed, f"{self.seed_prefix}-init"))
+            return start.x, start.y
+        y = torch.arange(self.num_classes).repeat_interleave(images_per_class)
+        return torch.randn(len(y), *self.data.input_shape, generator=generator), y
+
+    # ------------------------------------------------------------------ judging the set
+    def _accuracy(self, split: str) -> float:
+        """Accuracy on a real split of the cheap evaluator trained on the current set; on the validation
+        split it also refreshes the per-class accuracy of the observation."""
+        cfg = self.config
+        model = train_on_synthetic(self.synthetic_set(), self.data, arch="convnet3_in", model_kwargs={"width": cfg.score_width},
+                                   recipe=EvalRecipe(epochs=cfg.score_epochs, lr=cfg.score_lr),
+                                   seed=derive_seed(self._seed, f"{self.seed_prefix}-score"), device=self.device)
+        return self._judge(model, split)
+
+    def _judge(self, model: torch.nn.Module, split: str) -> float:
+        x, y = (self._x_val, self.data.y_val) if split == "val" else (self.data.x_test.to(self.device), self.data.y_test)
+        accuracy, class_accuracy = per_class_accuracy(predict_logits(model, x), y, self.num_classes)
+        if split == "val":
+            self._class_accuracy = class_accuracy
+        return accuracy
+
+    def score(self) -> float:
+        """Validation accuracy of the judge trained on the current set (real validation data, never the
+        test split): the quantity whose gain is the reward."""
+        if self._seed is None:
+            raise RuntimeError("call reset(seed) before score()")
+        return self._accuracy("val")
+
+    def final_metrics(self) -> dict[str, float]:
+        """The same judge on the real test split, and the time spent updating: for reporting only."""
+        return {"test_accuracy": self._accuracy("test"), "condense_seconds": self.seconds}
+
+    # ------------------------------------------------------------------ observation
+    def _builder(self) -> StatsBuilder:
+        builder = StatsBuilder()
+        self._method_stats(builder)
+        builder.extend("val_accuracy", self._class_accuracy)  # of the last scored judge, per class
+        builder.add("progress", self.iteration / self.config.iterations)
+        builder.add("last_gain", math.tanh(self._last_gain), -1.0, 1.0)
+        return builder
+
+    def observation_layout(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        stats = self._builder().build()
+        return stats.names, stats.low, stats.high
+
+    def stats(self, extras: dict[str, Any] | None = None) -> Stats:
+        return self._builder().build(extras)
+
+    def clone(self) -> CondensationProcess:
+        return type(self)(self.config, data=self.data)

@@ -1,0 +1,263 @@
+"""Dataset condensation by gradient matching (DC; Zhao, Mopuri & Bilen, ICLR 2021) and its version with
+differentiable siamese augmentation (DSA; Zhao & Bilen, ICML 2021) as a step-wise process.
+
+One step = one outer iteration of DC: a freshly initialised ConvNet-3; ``outer_loop`` times, for every
+class, the layer-wise distance between the gradient (w.r.t. the network's weights) of the cross-entropy
+on a real batch of the class and on the class's synthetic images, summed over classes; one SGD step on
+the synthetic pixels; then (except after the last outer loop) ``inner_loop`` epochs of training the
+network on the synthetic set, so later matches happen along a training trajectory. With ``dsa=True``
+the real and the synthetic batch of a class pass through the *same* random DSA transform before the
+network (and the inner training uses per-image DSA), which is DSA. The knobs an agent may set each step
+are per-class weights of the matching loss and a multiplier of the image learning rate (defaults: the
+papers' plain DC/DSA).
+
+    process = DCProcess(DCConfig(dataset="digits", images_per_class=10, dsa=True))
+    process.reset(seed=0)
+    while not process.done:
+        process.step(process.Knobs())
+    synthetic = process.synthetic_set()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from distill_core.common.batching import minibatches
+from distill_core.common.seeding import derive_seed, seeded, torch_generator
+from distill_core.condense.base import CondensationProcess
+from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, dsa_seeded, parse_strategy
+from distill_core.condense.synthetic_set import SyntheticSet
+from distill_core.data import DatasetSplits
+from distill_core.models import build_model
+from distill_core.process import StatsBuilder
+
+#: DC's (outer_loop, inner_loop) per images per class (``get_loops`` in the DC code).
+DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+def default_loops(images_per_class: int) -> tuple[int, int]:
+    """DC's (outer_loop, inner_loop) for ``images_per_class``; sizes DC does not list take the nearest
+    listed one (ties to the smaller)."""
+    nearest = min(DC_LOOPS, key=lambda ipc: (abs(ipc - images_per_class), ipc))
+    return DC_LOOPS[nearest]
+
+
+@dataclass(frozen=True)
+class DCConfig:
+    """A DC (or DSA) run (an episode).
+
+    :param dataset: data set to condense.
+    :param images_per_class: synthetic images per class.
+    :param iterations: outer iterations (the budget; one env step each; DC runs 1000).
+    :param outer_loop: image updates per iteration (each on the same, progressively trained network);
+        ``None`` = DC's choice for ``images_per_class`` (1 → 1, 10 → 10, 50 → 50; see :data:`DC_LOOPS`).
+    :param inner_loop: epochs of training the network on the synthetic set between image updates;
+        ``None`` = DC's choice (1 → 1, 10 → 50, 50 → 10).
+    :param real_batch: real images per class in each gradient (DC: 256).
+    :param lr_images: SGD learning rate of the synthetic pixels (momentum 0.5, as in DC).
+    :param lr_net: SGD learning rate of the network's inner training (no momentum, as in DC).
+    :param batch_train: minibatch size of the inner training on the synthetic set (DC: 256).
+    :param init: ``real`` (start from random real images) or ``noise``.
+    :param dsa: differentiable siamese augmentation (DSA): the same random transform on the real and
+        the synthetic batch of a class, one shared parameter set per class batch, drawn from the run's
+        generator; per-image DSA in the inner training.
+    :param dsa_strategy: ``_``-separated DSA groups (see :mod:`distill_core.condense.dsa`).
+    :param net_arch: the network whose gradients are matched.
+    :param net_width: its width (ConvNet-3 uses 128).
+    :param net_depth: its number of conv blocks (``None`` = the architecture's default, 3 for ConvNet-3);
+        small inputs need fewer (8×8 digits: 2, else the last block instance-normalises 2×2 maps).
+    :param score_every: score the set every this many iterations (and after the last); in between the
+        score, and so the reward, carries over. 1 for RL; larger for plain runs, where scoring dominates.
+    :param score_epochs: epochs of the cheap evaluator that scores the set.
+    :param score_lr: its learning rate (higher than the full protocol's: it trains for few steps).
+    :param score_width: width of the cheap evaluator's ConvNet-3.
+    :param device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    dataset: str = "digits"
+    images_per_class: int = 10
+    iterations: int = 20
+    outer_loop: int | None = None
+    inner_loop: int | None = None
+    real_batch: int = 256
+    lr_images: float = 0.1
+    lr_net: float = 0.01
+    batch_train: int = 256
+    init: str = "real"
+    dsa: bool = False
+    dsa_strategy: str = DSA_STRATEGY
+    net_arch: str = "convnet3_in"
+    net_width: int = 128
+    net_depth: int | None = None
+    score_every: int = 1
+    score_epochs: int = 100
+    score_lr: float = 0.05
+    score_width: int = 32
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.init not in ("real", "noise"):
+            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
+        for name in ("images_per_class", "iterations", "real_batch", "batch_train", "net_width", "score_every",
+                     "score_epochs", "score_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.outer_loop is not None and self.outer_loop < 1:
+            raise ValueError(f"outer_loop must be >= 1 (or None for DC's choice), got {self.outer_loop}")
+        if self.net_depth is not None and self.net_depth < 1:
+            raise ValueError(f"net_depth must be >= 1 (or None for the architecture's default), got {self.net_depth}")
+        if self.inner_loop is not None and self.inner_loop < 0:
+            raise ValueError(f"inner_loop must be >= 0 (or None for DC's choice), got {self.inner_loop}")
+        for name in ("lr_images", "lr_net", "score_lr"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        try:
+            parse_strategy(self.dsa_strategy)
+        except ValueError as err:
+            raise ValueError(f"dsa_strategy: {err}") from None
+
+    @property
+    def loops(self) -> tuple[int, int]:
+        """The (outer_loop, inner_loop) in effect (DC's choice for the fields left ``None``)."""
+        outer, inner = default_loops(self.images_per_class)
+        return (outer if self.outer_loop is None else self.outer_loop,
+                inner if self.inner_loop is None else self.inner_loop)
+
+
+def _rows(g: torch.Tensor) -> torch.Tensor:
+    """A multi-dimensional gradient as (output units, rest), each row scaled to unit length."""
+    return F.normalize(g.reshape(g.shape[0], -1), dim=1, eps=1e-12)
+
+
+def gradient_distance(grads_a: Sequence[torch.Tensor], grads_b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """DC's layer-wise gradient distance: for every parameter tensor with more than one dimension,
+    reshaped to (output units, -1), the sum over output units of 1 − cosine similarity; 1-D tensors
+    (biases, normalisation parameters) contribute 0, as in DC's ``'ours'`` distance.
+
+    Computed as ½‖â − b̂‖² of the unit rows, which equals 1 − cos (DC adds 1e-6 to the norms' product
+    instead), so identical gradients give exactly 0 and a row that is zero on one side contributes ½
+    (a constant: it carries no gradient either way).
+    """
+    if len(grads_a) != len(grads_b):
+        raise ValueError(f"gradient lists differ in length: {len(grads_a)} and {len(grads_b)}")
+    total = None
+    for a, b in zip(grads_a, grads_b):
+        if a.shape != b.shape:
+            raise ValueError(f"gradient shapes differ: {tuple(a.shape)} and {tuple(b.shape)}")
+        if a.dim() < 2:
+            continue
+        d = 0.5 * ((_rows(a) - _rows(b)) ** 2).sum()
+        total = d if total is None else total + d
+    if total is None:
+        device = grads_a[0].device if len(grads_a) else None
+        return torch.zeros((), device=device)
+    return total
+
+
+class DCProcess(CondensationProcess):
+    """Gradient matching (DC, or DSA with ``dsa=True``) as ``reset(seed)`` / ``step(knobs)`` / ``score()`` /
+    ``done``.
+
+    The score is the validation accuracy of a cheap evaluator (a narrow ConvNet-3 trained briefly on the
+    current synthetic set): real validation data, never the test split.
+    """
+
+    seed_prefix = "dc"
+
+    def __init__(self, config: DCConfig | None = None, *, data: DatasetSplits | None = None) -> None:
+        config = config or DCConfig()
+        self.method = "dsa" if config.dsa else "dc"
+        super().__init__(config, data=data)
+        self.outer_loop, self.inner_loop = config.loops
+        self._net_kwargs = {"width": config.net_width, **({} if config.net_depth is None else {"depth": config.net_depth})}
+        with seeded(0):  # fail here, not at the first step, if the network cannot take the data
+            build_model(config.net_arch, input_shape=self.data.input_shape, num_classes=self.num_classes, **self._net_kwargs)
+        self._by_class = [torch.nonzero(self.data.y_train == c).squeeze(1) for c in range(self.num_classes)]
+        self._distances = np.zeros(self.num_classes)
+
+    def _start(self, seed: int) -> None:
+        self._gen = torch_generator(derive_seed(seed, "dc"))
+        x, y = self._real_or_noise_images(seed, self.config.images_per_class, self.config.init, self._gen)
+        self.x = x.to(self.device).requires_grad_()
+        self.y = y.to(self.device)
+        self._optimizer = torch.optim.SGD([self.x], lr=self.config.lr_images, momentum=0.5)
+        self._distances = np.zeros(self.num_classes)
+
+    def _update(self, knobs: Any) -> dict[str, Any]:
+        """One outer iteration: the mean (over outer loops) weighted matching loss; a non-finite loss or
+        gradient skips its image update and ends the iteration there (``diverged``)."""
+        cfg = self.config
+        with seeded(derive_seed(self._seed, "dc-net", self.iteration)):
+            net = build_model(cfg.net_arch, input_shape=self.data.input_shape, num_classes=self.num_classes,
+                              **self._net_kwargs).to(self.device)
+        net.train()
+        params = [p for p in net.parameters() if p.requires_grad]
+        net_optimizer = torch.optim.SGD(params, lr=cfg.lr_net)
+        rows = sum(p.shape[0] for p in params if p.dim() > 1)  # the distance lies in [0, 2 × rows]
+        for group in self._optimizer.param_groups:
+            group["lr"] = cfg.lr_images * knobs.lr_scale
+        weights = [getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)]
+        distances = np.zeros(self.num_classes)
+        losses: list[float] = []
+        diverged = False
+        for ol in range(self.outer_loop):
+            loss = torch.zeros((), device=self.device)
+            for c in range(self.num_classes):
+                members = self._by_class[c]
+                real = self.data.x_train[members[torch.randperm(len(members), generator=self._gen)[: cfg.real_batch]]].to(self.device)
+                syn = self.x[self.y == c]
+                if cfg.dsa:  # siamese: one parameter set, drawn from the run's stream, for both batches
+                    seed = int(torch.randint(2**62, (1,), generator=self._gen))
+                    real, syn = dsa_seeded(real, cfg.dsa_strategy, seed=seed), dsa_seeded(syn, cfg.dsa_strategy, seed=seed)
+                real_loss = F.cross_entropy(net(real), torch.full((len(real),), c, device=self.device))
+                g_real = [g.detach() for g in torch.autograd.grad(real_loss, params)]
+                syn_loss = F.cross_entropy(net(syn), torch.full((len(syn),), c, device=self.device))
+                g_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
+                distance = gradient_distance(g_syn, g_real)
+                distances[c] += float(distance.detach()) / (2 * rows) / self.outer_loop
+                loss = loss + weights[c] * distance
+            value = float(loss.detach())
+            losses.append(value)
+            grad = torch.autograd.grad(loss, [self.x])[0] if math.isfinite(value) else None
+            if grad is None or not bool(torch.isfinite(grad).all()):
+                diverged = True  # skip this image update; the network is of no further use
+                break
+            self.x.grad = grad
+            self._optimizer.step()
+            if ol == self.outer_loop - 1:
+                break
+            self._train_net(net, net_optimizer)
+        if not diverged:
+            self._distances = distances
+        return {"matching_loss": float(np.mean(losses)), "diverged": diverged}
+
+    def _train_net(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """``inner_loop`` epochs of plain SGD on the (detached) synthetic set (per-image DSA with ``dsa``)."""
+        cfg = self.config
+        x, y = self.x.detach(), self.y
+        for _ in range(self.inner_loop):
+            for idx in minibatches(torch.randperm(len(x), generator=self._gen).to(self.device), cfg.batch_train):
+                xb = dsa_random(x[idx], cfg.dsa_strategy, self._gen) if cfg.dsa else x[idx]
+                loss = F.cross_entropy(net(xb), y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def synthetic_set(self) -> SyntheticSet:
+        """The current synthetic images (detached) and labels."""
+        return SyntheticSet(self.x.detach().cpu().clone(), self.y.cpu().clone(), self.data.name, self.method,
+                            meta={"seed": self._seed, "iterations": self.iteration, **dataclasses.asdict(self.config),
+                                  "outer_loop": self.outer_loop, "inner_loop": self.inner_loop})
+
+    def _method_stats(self, builder: StatsBuilder) -> None:
+        # per class: the mean over outer loops of the gradient distance per output unit, halved (in [0, 1])
+        builder.extend("distance", self._distances)
