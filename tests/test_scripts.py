@@ -54,9 +54,43 @@ def test_overrides_are_typed_and_checked():
         parse_overrides(["kd_steps"], SSDKDConfig)
 
 
-def test_rollout_works_unchanged_on_a_condensation_id(tmp_path, monkeypatch):
-    trace = tmp_path / "dm.jsonl"
-    args = ["--env-id", "DistillGym/Condense-DM-Digits-v0", "--agent", "random", "--seeds", "0", "--trace", str(trace),
-            "--set", "images_per_class=2", "iterations=2", "real_batch=8", "score_epochs=2", "net_width=16", "device=cpu"]
+#: tiny configurations of the condensation methods on digits (seconds per run)
+TINY_CONDENSE = {
+    "dm": ["images_per_class=2", "real_batch=8", "score_epochs=2", "net_width=16"],
+    "dc": ["images_per_class=2", "real_batch=8", "score_epochs=2", "net_width=16", "outer_loop=2", "inner_loop=1"],
+    "dd": ["real_batch=16", "net_width=8", "init=random", "num_eval_inits=1"],
+}
+
+
+@pytest.mark.parametrize("method", ["dm", "dc", "dd"])
+def test_rollout_works_unchanged_on_condensation_ids(method, tmp_path, monkeypatch):
+    trace = tmp_path / f"{method}.jsonl"
+    args = ["--env-id", f"DistillGym/Condense-{method.upper()}-Digits-v0", "--agent", "random", "--seeds", "0",
+            "--trace", str(trace), "--set", "iterations=2", "device=cpu", *TINY_CONDENSE[method]]
     assert run_script("rollout.py", args, monkeypatch) == 0
     assert run_script("rollout.py", ["--replay", str(trace)], monkeypatch) == 0
+
+
+@pytest.mark.parametrize("method", ["dm", "dd"])
+def test_condense_writes_set_metrics_and_pictures_and_reevaluates_the_same(method, tmp_path, monkeypatch, capsys):
+    out = tmp_path / method
+    settings = [s for s in TINY_CONDENSE[method] if not s.startswith("images_per_class")]
+    args = ["--method", method, "--dataset", "digits", "--ipc", "2", "--eval-models", "2", "--eval-epochs", "10",
+            "--set", "iterations=3", *settings, "--out", str(out), "--no-progress"]
+    assert run_script("condense.py", args, monkeypatch) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 20 and len(metrics["test_accuracies"]) == 2 and 0.0 <= metrics["test_mean"] <= 1.0
+    assert [point["iteration"] for point in metrics["curve"]] == [0, 1, 2, 3]
+    for picture in ("synthetic.png", "score.png"):
+        assert (out / picture).read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    # the saved set alone reproduces the reported numbers (same recipe, same seed)
+    assert run_script("condense.py", ["--evaluate", str(out / "synthetic.pt")], monkeypatch) == 0
+    assert f"test accuracy {100 * metrics['test_mean']:.2f} ± {100 * metrics['test_std']:.2f} %" in capsys.readouterr().out
+
+
+def test_condense_refuses_unknown_fields_and_settings_for_coresets(tmp_path, monkeypatch, capsys):
+    assert run_script("condense.py", ["--method", "dd", "--set", "step_sizez=3"], monkeypatch) == 2
+    assert "unknown configuration field 'step_sizez'" in capsys.readouterr().err
+    assert run_script("condense.py", ["--method", "random", "--set", "iterations=3"], monkeypatch) == 2
+    assert "--set does not apply to random" in capsys.readouterr().err

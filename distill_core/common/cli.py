@@ -29,8 +29,21 @@ def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
                 out[key] = int(raw)
             elif isinstance(default, float):
                 out[key] = float(raw)
+            elif raw.lower() == "none":
+                out[key] = None
+            elif default is None:  # an optional number (e.g. "pick by size"): the most specific type that parses
+                out[key] = _number_or_text(raw)
             else:
-                out[key] = None if raw.lower() == "none" else raw
+                out[key] = raw
         except ValueError as err:
             raise ValueError(f"{key}={raw!r}: {err}") from err
     return out
+
+
+def _number_or_text(raw: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw

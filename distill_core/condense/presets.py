@@ -1,0 +1,74 @@
+"""Configurations of every condensation method per data set and images-per-class, and the evaluation
+recipe each is judged with. The Fashion-MNIST entries are the ones ``scripts/bench_condense.py`` runs,
+sized so that one run fits 20 minutes on 2 CPU cores; the digits entries keep tests to seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_core.condense.dc import DCConfig
+from distill_core.condense.dd import DDConfig
+from distill_core.condense.dm import DMConfig
+from distill_core.condense.evaluator import EvalRecipe
+
+_CONFIG_CLASSES: dict[str, type] = {"dm": DMConfig, "dc": DCConfig, "dsa": DCConfig, "dd": DDConfig}
+
+#: method → dataset → fields for every images-per-class (``"ipc<N>"`` keys override for one size).
+_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
+    "dm": {
+        "digits": dict(iterations=20),
+        "fashion_mnist": dict(iterations=400, real_batch=128, score_every=50, score_epochs=100),
+    },
+    "dc": {
+        "digits": dict(iterations=10, net_width=32, net_depth=2, real_batch=32),
+        # DC runs 1000 iterations of 256 real images per class on a GPU; 2 CPU cores afford ~25 of 64
+        "fashion_mnist": dict(iterations=25, real_batch=64, score_every=5, inner_loop=10,
+                              ipc1=dict(iterations=120, score_every=20)),
+    },
+    "dsa": {
+        "digits": dict(iterations=10, net_width=32, net_depth=2, real_batch=32, dsa=True),
+        "fashion_mnist": dict(iterations=25, real_batch=64, score_every=5, inner_loop=10, dsa=True,
+                              ipc1=dict(iterations=120, score_every=20)),
+    },
+    "dd": {
+        # 8×8 digits: two conv blocks (8 → 4 → 2); larger step sizes converge in a few dozen updates
+        "digits": dict(iterations=100, net_depth=2, init_lr=0.1, lr_images=0.1, lr_lrs=0.01, real_batch=128),
+        "fashion_mnist": dict(iterations=1000, score_every=250),
+    },
+}
+
+#: method → evaluation recipe fields (DSA and DM are evaluated with DSA augmentation, as in their papers).
+_RECIPES: dict[str, dict[str, Any]] = {
+    "dsa": dict(dsa=True),
+    "dm": dict(dsa=True),
+}
+
+
+def config_class(method: str) -> type:
+    """The configuration dataclass of a learned ``method``."""
+    if method not in _CONFIG_CLASSES:
+        raise ValueError(f"unknown learned condensation method {method!r}: use {', '.join(_CONFIG_CLASSES)}")
+    return _CONFIG_CLASSES[method]
+
+
+def condense_config(method: str, dataset: str, images_per_class: int, **overrides: Any) -> Any:
+    """The configuration of a learned ``method`` for ``dataset`` at ``images_per_class``.
+
+    Data sets without an entry get the method's defaults; ``overrides`` win over everything.
+    """
+    config_cls = config_class(method)
+    fields = dict(_CONFIGS[method].get(dataset, {}))
+    fields.update(fields.pop(f"ipc{images_per_class}", {}))
+    fields = {k: v for k, v in fields.items() if not k.startswith("ipc")}
+    fields.update(dataset=dataset, images_per_class=images_per_class, **overrides)
+    return config_cls(**fields)
+
+
+def eval_recipe(method: str, dataset: str, images_per_class: int, **overrides: Any) -> EvalRecipe:
+    """The evaluation recipe a set made by ``method`` is judged with (coreset baselines get the plain one)."""
+    fields = dict(_RECIPES.get(method, {}))
+    if dataset == "digits":
+        fields.setdefault("epochs", 100)  # 8×8 inputs: a short schedule is enough and keeps tests quick
+    fields.update(overrides)
+    return EvalRecipe(**fields)
