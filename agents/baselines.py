@@ -81,19 +81,24 @@ class ConstantPolicy(BaselinePolicy):
 
 class SchedulePolicy(BaselinePolicy):
     """A scripted schedule over the run's progress: the paper's defaults, with chosen knobs moved
-    linearly from their default to a final value (default: β annealed to 1, as in PER).
+    linearly from their default to a final value. Default: β annealed to 1 (as in PER) where the env has
+    a β knob (SSD-KD), else the learning rate decayed tenfold (``lr_scale`` → 0.1; condensation).
 
     :param schedule: ``{knob: final_value}``.
     """
 
     name = "schedule"
+    #: the default schedule of the first of these whose knobs the env has
+    DEFAULT_SCHEDULES = ({"beta": 1.0}, {"lr_scale": 0.1})
 
     def __init__(self, env: gym.Env | Any, seed: int | None = None, schedule: dict[str, float] | None = None) -> None:
         super().__init__(env, seed)
         if self._process_env is None:
             raise ValueError("the schedule policy needs a distill-gym ProcessEnv (it reads knobs and progress)")
         penv = self._process_env
-        self.schedule = dict(schedule or {"beta": 1.0})
+        if schedule is None:
+            schedule = next((d for d in self.DEFAULT_SCHEDULES if set(d) <= set(penv.action_names)), self.DEFAULT_SCHEDULES[0])
+        self.schedule = dict(schedule)
         unknown = set(self.schedule) - set(penv.action_names)
         if unknown:
             raise ValueError(f"schedule names unknown knobs {sorted(unknown)}; knobs are {list(penv.action_names)}")

@@ -12,7 +12,9 @@ from dataclasses import asdict
 from gymnasium.envs.registration import register, registry
 
 from distill_core.ssdkd.presets import preset
-from envs.condense import CondenseDMEnv
+from envs.condense_dc import CondenseDCEnv
+from envs.condense_dd import CondenseDDEnv
+from envs.condense_dm import CondenseDMEnv
 from envs.process_env import ProcessEnv
 from envs.ssdkd import SSDKDEnv
 
@@ -27,16 +29,25 @@ for _env_id, _preset in SSDKD_IDS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point="envs.ssdkd:SSDKDEnv", kwargs=asdict(preset(_preset)))
 
-#: Condensation ids (distribution matching so far) and their configurations.
+#: Condensation ids and their configurations (any field can be overridden in make()).
 CONDENSE_IDS: dict[str, dict] = {
     "DistillGym/Condense-DM-Digits-v0": dict(dataset="digits", images_per_class=10, iterations=20),
     "DistillGym/Condense-DM-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=10, iterations=100,
                                                    real_batch=256, score_epochs=100),
+    "DistillGym/Condense-DC-Digits-v0": dict(dataset="digits", images_per_class=10, iterations=10, net_width=32, net_depth=2,
+                                             real_batch=32),
+    "DistillGym/Condense-DC-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=10, iterations=50,
+                                                   real_batch=64, score_epochs=100),
+    "DistillGym/Condense-DD-Digits-v0": dict(dataset="digits", images_per_class=1, iterations=50, net_depth=2, init_lr=0.1,
+                                             lr_images=0.1, lr_lrs=0.01, real_batch=128),
+    "DistillGym/Condense-DD-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=1, iterations=200),
 }
+_CONDENSE_ENTRY_POINTS = {"DM": "envs.condense_dm:CondenseDMEnv", "DC": "envs.condense_dc:CondenseDCEnv",
+                          "DD": "envs.condense_dd:CondenseDDEnv"}
 for _env_id, _kwargs in CONDENSE_IDS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point="envs.condense:CondenseDMEnv", kwargs=_kwargs)
-
+        _method = _env_id.split("Condense-")[1].split("-")[0]
+        register(id=_env_id, entry_point=_CONDENSE_ENTRY_POINTS[_method], kwargs=_kwargs)
 
 
 def config_class(env_id: str) -> type:
@@ -50,4 +61,4 @@ def config_class(env_id: str) -> type:
     return creator.config_cls
 
 
-__all__ = ["CONDENSE_IDS", "config_class", "CondenseDMEnv", "ProcessEnv", "SSDKDEnv", "SSDKD_IDS"]
+__all__ = ["CONDENSE_IDS", "config_class", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv", "SSDKDEnv", "SSDKD_IDS"]

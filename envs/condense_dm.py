@@ -24,7 +24,8 @@ class CondenseDMEnv(ProcessEnv):
 
     ## Observation space
 
-    Per-class matching distance (squashed to [0, 1)), progress, ``tanh`` of the last gain; names in
+    ``Box`` of ``2C + 2`` entries: per class the mean-embedding distance (squashed to [0, 1)) and the
+    cheap evaluator's validation accuracy, then progress and ``tanh`` of the last gain; names in
     ``env.unwrapped.observation_names``.
 
     ## Rewards

@@ -99,3 +99,15 @@ def test_ablation_runs_and_writes_outputs(backend, tmp_path, digits_teacher):
     assert all(s.episodes == 2 and 0 <= s.accuracy_mean <= 1 for s in summaries)
     for name in ("episodes.csv", "summary.csv", "summary.md", "accuracy.png"):
         assert (tmp_path / name).exists()
+
+
+def test_ablation_runs_unchanged_on_a_condensation_id(tmp_path):
+    # the same agents, jobs and summary on a DD env: the schedule baseline decays the learning rate there
+    env_id, tiny = "DistillGym/Condense-DD-Digits-v0", dict(iterations=3, real_batch=16, net_width=8, device="cpu")
+    jobs = [Job(agent, 0, env_id, tiny, (700, 701), str(tmp_path), timesteps=6 if is_learning(agent) else None,
+                hyperparams=FAST.get(agent, {})) for agent in ("a2c", "constant", "schedule")]
+    summaries = write_outputs(run_jobs(jobs, backend="local"), tmp_path)
+    assert [s.agent for s in summaries] == ["a2c", "constant", "schedule"]
+    assert all(s.episodes == 2 and 0 < s.accuracy_mean <= 1 for s in summaries)  # the real test accuracy reached
+    schedule = make_agent("schedule", gym.make(env_id, **tiny))
+    assert schedule.schedule == {"lr_scale": 0.1}

@@ -183,7 +183,10 @@ def test_memory_stays_flat_over_many_resets(digits_teacher):
 
 @pytest.mark.parametrize("env_id", list(envs.CONDENSE_IDS))
 def test_condensation_ids_pass_both_env_checkers_through_the_same_env_class(env_id, tmp_path, monkeypatch):
-    kwargs = dict(images_per_class=2, iterations=3, real_batch=8, score_epochs=2, net_width=16, device="cpu")
+    tiny = {"DM": dict(images_per_class=2, real_batch=8, score_epochs=2, net_width=16),
+            "DC": dict(images_per_class=2, real_batch=8, score_epochs=2, net_width=16, outer_loop=2, inner_loop=1),
+            "DD": dict(real_batch=16, net_width=8)}
+    kwargs = dict(iterations=3, device="cpu", **tiny[env_id.split("Condense-")[1].split("-")[0]])
     if "Fashion" in env_id:
         import distill_core.data.registry as registry
         from data_files import write_idx_set
