@@ -10,6 +10,7 @@ is judged (``_accuracy``) and its own per-class statistics (``_method_stats``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from distill_core.common.device import resolve_device
-from distill_core.common.seeding import derive_seed
+from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.condense.baselines import random_subset
+from distill_core.condense.dsa import dsa_seeded
 from distill_core.condense.evaluator import EvalRecipe, train_on_synthetic
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
@@ -30,8 +32,6 @@ from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_sp
 def condense_knobs(num_classes: int, name: str, lr_doc: str, weight_doc: str) -> type:
     """A knob class of a learning-rate multiplier and one loss weight per class (every condensation
     method's action; the defaults are the published method)."""
-    import dataclasses
-
     fields = [("lr_scale", float, knob(1.0, 0.1, 10.0, "log", lr_doc))]
     fields += [(f"class_weight_{c}", float, knob(1.0, 0.25, 4.0, "log", weight_doc.format(c=c))) for c in range(num_classes)]
     return dataclasses.make_dataclass(name, fields, frozen=True)
@@ -188,3 +188,43 @@ class CondensationProcess:
 
     def clone(self) -> CondensationProcess:
         return type(self)(self.config, data=self.data)
+
+
+class MatchingProcess(CondensationProcess):
+    """A condensation method that moves synthetic pixels (SGD, momentum 0.5) so that, class by class, they
+    match a real batch under some network (DC: its gradients; DM: its mean embedding). Subclasses
+    implement :meth:`_update` with :meth:`_real_batch` and :meth:`_siamese`, and keep the per-class
+    distances of the last update in ``self._distances`` (bounded to [0, 1] for the observation)."""
+
+    def __init__(self, config: Any, *, data: DatasetSplits | None = None) -> None:
+        super().__init__(config, data=data)
+        self._by_class = [torch.nonzero(self.data.y_train == c).squeeze(1) for c in range(self.num_classes)]
+        self._distances = np.zeros(self.num_classes)
+
+    def _start(self, seed: int) -> None:
+        self._gen = torch_generator(derive_seed(seed, self.seed_prefix))
+        x, y = self._real_or_noise_images(seed, self.config.images_per_class, self.config.init, self._gen)
+        self.x = x.to(self.device).requires_grad_()
+        self.y = y.to(self.device)
+        self._optimizer = torch.optim.SGD([self.x], lr=self.config.lr_images, momentum=0.5)
+        self._distances = np.zeros(self.num_classes)
+
+    def _real_batch(self, c: int) -> torch.Tensor:
+        """``real_batch`` real training images of class ``c``, drawn without replacement from the run's stream."""
+        members = self._by_class[c]
+        return self.data.x_train[members[torch.randperm(len(members), generator=self._gen)[: self.config.real_batch]]].to(self.device)
+
+    def _siamese(self, real: torch.Tensor, syn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With ``dsa``: one DSA parameter set, drawn from the run's stream, applied to both batches."""
+        if not self.config.dsa:
+            return real, syn
+        seed = int(torch.randint(2**62, (1,), generator=self._gen))
+        return dsa_seeded(real, self.config.dsa_strategy, seed=seed), dsa_seeded(syn, self.config.dsa_strategy, seed=seed)
+
+    def synthetic_set(self) -> SyntheticSet:
+        """The current synthetic images (detached) and labels, with the run's configuration."""
+        return SyntheticSet(self.x.detach().cpu().clone(), self.y.cpu().clone(), self.data.name, self.method,
+                            meta={"seed": self._seed, "iterations": self.iteration, **dataclasses.asdict(self.config)})
+
+    def _method_stats(self, builder: StatsBuilder) -> None:
+        builder.extend("distance", self._distances)

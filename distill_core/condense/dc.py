@@ -20,7 +20,6 @@ papers' plain DC/DSA).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,13 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.common.batching import minibatches
-from distill_core.common.seeding import derive_seed, seeded, torch_generator
-from distill_core.condense.base import CondensationProcess
-from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, dsa_seeded, parse_strategy
+from distill_core.common.seeding import derive_seed, seeded
+from distill_core.condense.base import MatchingProcess
+from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
-from distill_core.process import StatsBuilder
 
 #: DC's (outer_loop, inner_loop) per images per class (``get_loops`` in the DC code).
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -163,12 +161,13 @@ def gradient_distance(grads_a: Sequence[torch.Tensor], grads_b: Sequence[torch.T
     return total
 
 
-class DCProcess(CondensationProcess):
+class DCProcess(MatchingProcess):
     """Gradient matching (DC, or DSA with ``dsa=True``) as ``reset(seed)`` / ``step(knobs)`` / ``score()`` /
     ``done``.
 
     The score is the validation accuracy of a cheap evaluator (a narrow ConvNet-3 trained briefly on the
-    current synthetic set): real validation data, never the test split.
+    current synthetic set): real validation data, never the test split. The observed per-class
+    distance is the gradient distance per output unit, halved (in [0, 1]), averaged over outer loops.
     """
 
     seed_prefix = "dc"
@@ -181,16 +180,6 @@ class DCProcess(CondensationProcess):
         self._net_kwargs = {"width": config.net_width, **({} if config.net_depth is None else {"depth": config.net_depth})}
         with seeded(0):  # fail here, not at the first step, if the network cannot take the data
             build_model(config.net_arch, input_shape=self.data.input_shape, num_classes=self.num_classes, **self._net_kwargs)
-        self._by_class = [torch.nonzero(self.data.y_train == c).squeeze(1) for c in range(self.num_classes)]
-        self._distances = np.zeros(self.num_classes)
-
-    def _start(self, seed: int) -> None:
-        self._gen = torch_generator(derive_seed(seed, "dc"))
-        x, y = self._real_or_noise_images(seed, self.config.images_per_class, self.config.init, self._gen)
-        self.x = x.to(self.device).requires_grad_()
-        self.y = y.to(self.device)
-        self._optimizer = torch.optim.SGD([self.x], lr=self.config.lr_images, momentum=0.5)
-        self._distances = np.zeros(self.num_classes)
 
     def _update(self, knobs: Any) -> dict[str, Any]:
         """One outer iteration: the mean (over outer loops) weighted matching loss; a non-finite loss or
@@ -212,12 +201,7 @@ class DCProcess(CondensationProcess):
         for ol in range(self.outer_loop):
             loss = torch.zeros((), device=self.device)
             for c in range(self.num_classes):
-                members = self._by_class[c]
-                real = self.data.x_train[members[torch.randperm(len(members), generator=self._gen)[: cfg.real_batch]]].to(self.device)
-                syn = self.x[self.y == c]
-                if cfg.dsa:  # siamese: one parameter set, drawn from the run's stream, for both batches
-                    seed = int(torch.randint(2**62, (1,), generator=self._gen))
-                    real, syn = dsa_seeded(real, cfg.dsa_strategy, seed=seed), dsa_seeded(syn, cfg.dsa_strategy, seed=seed)
+                real, syn = self._siamese(self._real_batch(c), self.x[self.y == c])
                 real_loss = F.cross_entropy(net(real), torch.full((len(real),), c, device=self.device))
                 g_real = [g.detach() for g in torch.autograd.grad(real_loss, params)]
                 syn_loss = F.cross_entropy(net(syn), torch.full((len(syn),), c, device=self.device))
@@ -253,11 +237,6 @@ class DCProcess(CondensationProcess):
                 optimizer.step()
 
     def synthetic_set(self) -> SyntheticSet:
-        """The current synthetic images (detached) and labels."""
-        return SyntheticSet(self.x.detach().cpu().clone(), self.y.cpu().clone(), self.data.name, self.method,
-                            meta={"seed": self._seed, "iterations": self.iteration, **dataclasses.asdict(self.config),
-                                  "outer_loop": self.outer_loop, "inner_loop": self.inner_loop})
-
-    def _method_stats(self, builder: StatsBuilder) -> None:
-        # per class: the mean over outer loops of the gradient distance per output unit, halved (in [0, 1])
-        builder.extend("distance", self._distances)
+        synthetic = super().synthetic_set()
+        synthetic.meta.update(outer_loop=self.outer_loop, inner_loop=self.inner_loop)
+        return synthetic

@@ -15,7 +15,6 @@ of the matching loss and a multiplier of the image learning rate (defaults: the 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill_core.common.seeding import derive_seed, seeded, torch_generator
-from distill_core.condense.base import CondensationProcess
-from distill_core.condense.dsa import DSA_STRATEGY, dsa_seeded, parse_strategy
-from distill_core.condense.synthetic_set import SyntheticSet
+from distill_core.common.seeding import derive_seed, seeded
+from distill_core.condense.base import MatchingProcess
+from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
-from distill_core.process import StatsBuilder
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class DMConfig:
             raise ValueError(f"dsa_strategy: {err}") from None
 
 
-class DMProcess(CondensationProcess):
+class DMProcess(MatchingProcess):
     """Distribution matching as ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done``.
 
     The score is the validation accuracy of a cheap evaluator (a narrow ConvNet-3 trained briefly on the
@@ -99,16 +96,6 @@ class DMProcess(CondensationProcess):
 
     def __init__(self, config: DMConfig | None = None, *, data: DatasetSplits | None = None) -> None:
         super().__init__(config or DMConfig(), data=data)
-        self._by_class = [torch.nonzero(self.data.y_train == c).squeeze(1) for c in range(self.num_classes)]
-        self._distances = np.zeros(self.num_classes)
-
-    def _start(self, seed: int) -> None:
-        self._gen = torch_generator(derive_seed(seed, "dm"))
-        x, y = self._real_or_noise_images(seed, self.config.images_per_class, self.config.init, self._gen)
-        self.x = x.to(self.device).requires_grad_()
-        self.y = y.to(self.device)
-        self._optimizer = torch.optim.SGD([self.x], lr=self.config.lr_images, momentum=0.5)
-        self._distances = np.zeros(self.num_classes)
 
     def _update(self, knobs: Any) -> dict[str, Any]:
         cfg = self.config
@@ -119,31 +106,17 @@ class DMProcess(CondensationProcess):
         loss = torch.zeros((), device=self.device)
         distances = np.zeros(self.num_classes)
         for c in range(self.num_classes):
-            members = self._by_class[c]
-            real = self.data.x_train[members[torch.randint(len(members), (min(cfg.real_batch, len(members)),),
-                                                           generator=self._gen)]].to(self.device)
-            syn = self.x[self.y == c]
-            if cfg.dsa:  # siamese: one parameter set, drawn from the run's stream, for both batches
-                seed = int(torch.randint(2**62, (1,), generator=self._gen))
-                real, syn = dsa_seeded(real, cfg.dsa_strategy, seed=seed), dsa_seeded(syn, cfg.dsa_strategy, seed=seed)
+            real, syn = self._siamese(self._real_batch(c), self.x[self.y == c])
             distance = ((net.embed(real).mean(0) - net.embed(syn).mean(0)) ** 2).sum()
             distances[c] = float(distance.detach())
             loss = loss + getattr(knobs, f"class_weight_{c}") * distance
         value = float(loss.detach())
         if not math.isfinite(value):  # skip the update; the env ends the episode
             return {"matching_loss": value, "diverged": True}
-        self._distances = distances
+        self._distances = distances / (1.0 + distances)  # squashed to [0, 1)
         for group in self._optimizer.param_groups:
             group["lr"] = cfg.lr_images * knobs.lr_scale
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
         return {"matching_loss": value, "diverged": False}
-
-    def synthetic_set(self) -> SyntheticSet:
-        """The current synthetic images (detached) and labels."""
-        return SyntheticSet(self.x.detach().cpu().clone(), self.y.cpu().clone(), self.data.name, "dm",
-                            meta={"seed": self._seed, "iterations": self.iteration, **dataclasses.asdict(self.config)})
-
-    def _method_stats(self, builder: StatsBuilder) -> None:
-        builder.extend("distance", self._distances / (1.0 + self._distances))  # squashed to [0, 1)
