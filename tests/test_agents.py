@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401
-from agents.ablation import Job, confidence_interval, run_jobs, summarise, write_outputs
+from agents.ablation import Job, confidence_interval, run_jobs, write_outputs
 from agents.registry import is_learning, list_agents, load_hyperparams, make_agent
 from agents.rollout import run_episode
 from agents.training import latest_checkpoint, load_trained, train_agent

@@ -15,8 +15,9 @@ from distill_core.condense.dc import DCConfig, DCProcess, gradient_distance
 from distill_core.condense.dd import DDConfig, DDProcess, evaluate_dd, train_with_schedule
 from distill_core.condense.dm import DMConfig, DMProcess
 from distill_core.condense.evaluator import EvalRecipe, evaluate_synthetic, train_on_synthetic
+from distill_core.condense.presets import condense_config, eval_recipe
 from distill_core.condense.synthetic_set import SyntheticSet
 
 __all__ = ["CondensationProcess", "DCConfig", "DCProcess", "DDConfig", "DDProcess", "DMConfig", "DMProcess", "EvalRecipe",
-           "SyntheticSet", "evaluate_dd", "evaluate_synthetic", "gradient_distance", "herding", "random_subset",
+           "SyntheticSet", "condense_config", "eval_recipe", "evaluate_dd", "evaluate_synthetic", "gradient_distance", "herding", "random_subset",
            "train_on_synthetic", "train_with_schedule"]
