@@ -48,3 +48,42 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, *, max_shift: int
         return x
     x = random_shift(x, max_shift, generator)
     return random_hflip(x, generator) if hflip else x
+
+
+MIX_MODES = ("none", "mixup", "cutmix")
+
+
+def mix_batch(x: torch.Tensor, generator: torch.Generator, *, mode: str = "mixup", prob: float = 1.0) -> torch.Tensor:
+    """Blend each image with a random partner from the same batch, with probability ``prob`` per image.
+
+    Meant for distillation, where the teacher labels whatever the student sees: mixing needs no label
+    bookkeeping and fills the space between the stored samples, which a small buffer covers thinly.
+
+    :param x: images ``(N, C, H, W)``; other shapes get ``mixup`` only (``cutmix`` needs a grid).
+    :param mode: ``mixup`` (``λ·x_i + (1 − λ)·x_j``, ``λ ~ U(0, 1)``), ``cutmix`` (a box covering a
+        ``1 − λ`` share of ``x_i`` is pasted from ``x_j``) or ``none``.
+    :param prob: share of the images that are mixed.
+    """
+    if mode not in MIX_MODES:
+        raise ValueError(f"unknown mix mode {mode!r}: use one of {MIX_MODES}")
+    if mode == "none" or prob <= 0 or len(x) < 2:
+        return x
+    n = len(x)
+    partner = x[torch.randperm(n, generator=generator, device=x.device)]
+    lam = torch.rand(n, generator=generator, device=x.device)
+    chosen = torch.rand(n, generator=generator, device=x.device) < prob
+    shape = (n,) + (1,) * (x.dim() - 1)
+    if mode == "mixup" or x.dim() != 4:
+        keep = torch.where(chosen, lam, torch.ones_like(lam)).view(shape)
+        return keep * x + (1 - keep) * partner
+    h, w = x.shape[-2:]
+    # a box of side sqrt(1 − λ) of the image's, centred uniformly and clipped at the border
+    side = torch.sqrt(1 - lam)
+    cy = torch.rand(n, generator=generator, device=x.device) * h
+    cx = torch.rand(n, generator=generator, device=x.device) * w
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    in_rows = (rows >= (cy - side * h / 2)[:, None]) & (rows < (cy + side * h / 2)[:, None])  # (N, H)
+    in_cols = (cols >= (cx - side * w / 2)[:, None]) & (cols < (cx + side * w / 2)[:, None])  # (N, W)
+    box = (in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None])[:, None]  # (N, 1, H, W)
+    return torch.where(box, partner, x)

@@ -30,12 +30,18 @@ class BatchNormStatsLoss:
             loss = bn_loss.pop()  # the term of this forward pass (and clears it)
 
     :param model: a network with BatchNorm layers in eval mode (their running statistics are the target).
+    :param first_weight: multiplier of the first BatchNorm layer's term. DeepInversion weights it up
+        (×10): the first layer's statistics are the low-level ones (intensity, edges) that make a sample
+        look like the data rather than like texture.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
         self.layers = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
         if not self.layers:
             raise ValueError("the model has no BatchNorm layer: the inversion prior needs its running statistics")
+        if not first_weight >= 0:
+            raise ValueError(f"first_weight must be >= 0, got {first_weight}")
+        self._weights = {id(layer): (first_weight if i == 0 else 1.0) for i, layer in enumerate(self.layers)}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._terms: list[torch.Tensor] = []
 
@@ -44,7 +50,8 @@ class BatchNormStatsLoss:
         dims = [d for d in range(x.dim()) if d != 1]  # every dim but the channels
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)
-        self._terms.append(torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+        term = torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2)
+        self._terms.append(self._weights[id(module)] * term)
 
     def __enter__(self) -> BatchNormStatsLoss:
         self._handles = [layer.register_forward_hook(self._hook) for layer in self.layers]

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from distill_core.augment import augment_batch, random_hflip, random_shift
@@ -28,3 +29,27 @@ def test_hflip_flips_about_half_and_leaves_vectors_alone():
     assert 0.4 < flipped < 0.6
     signal = torch.randn(4, 1, 40)
     assert augment_batch(signal, torch_generator(0), max_shift=2, hflip=True) is signal
+
+
+def test_mixup_blends_chosen_images_only():
+    from distill_core.augment import mix_batch
+
+    x = torch.arange(32.0).view(32, 1, 1, 1).expand(32, 1, 4, 4).contiguous()
+    assert mix_batch(x, torch_generator(0), mode="mixup", prob=0.0) is x
+    out = mix_batch(x, torch_generator(0), mode="mixup", prob=0.5)
+    changed = (out != x).flatten(1).any(1)
+    assert 0.25 < changed.float().mean() < 0.75  # about half mixed (a partner can be the image itself)
+    assert torch.all((out >= 0) & (out <= 31))  # convex combinations of batch members
+    assert torch.equal(out, mix_batch(x, torch_generator(0), mode="mixup", prob=0.5))  # seeded
+
+
+def test_cutmix_pastes_a_box_from_a_partner():
+    from distill_core.augment import mix_batch
+
+    x = torch.cat([torch.zeros(8, 1, 8, 8), torch.ones(8, 1, 8, 8)])
+    out = mix_batch(x, torch_generator(1), mode="cutmix", prob=1.0)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}  # every pixel comes whole from one image or its partner
+    pasted = (out != x).flatten(1).float().mean(1)
+    assert pasted.max() > 0 and pasted.max() < 1
+    with pytest.raises(ValueError, match="unknown mix mode 'blend'"):
+        mix_batch(x, torch_generator(1), mode="blend")

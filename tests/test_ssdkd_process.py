@@ -144,3 +144,29 @@ def test_the_process_satisfies_the_protocol_envs_rely_on(process):
     names, low, high = process.observation_layout()
     stats = process.reset(0)
     assert stats.names == names and np.array_equal(stats.low, low) and np.array_equal(stats.high, high)
+
+
+def test_first_batchnorm_layer_can_be_weighted_up(digits, digits_teacher):
+    model = digits_teacher.model.eval()
+    x = digits.x_train[:64]
+    terms = {}
+    for w in (1.0, 10.0):
+        with BatchNormStatsLoss(model, first_weight=w) as bn_loss, torch.no_grad():
+            model(x)
+            terms[w] = bn_loss._terms[:]
+            bn_loss.pop()
+    assert torch.allclose(terms[10.0][0], 10 * terms[1.0][0]) and torch.allclose(terms[10.0][1], terms[1.0][1])
+    with pytest.raises(ValueError, match="first_weight must be >= 0"):
+        BatchNormStatsLoss(model, first_weight=-1.0)
+
+
+def test_inversion_jitter_and_kd_mixing_keep_runs_deterministic(digits, digits_teacher):
+    from dataclasses import replace
+
+    config = replace(SMALL, inv_max_shift=1, inv_hflip=True, bn_first_weight=10.0, kd_mix="cutmix", kd_mix_prob=0.5)
+    process = SSDKDProcess(config, teacher=digits_teacher, data=digits)
+    a, b = run(process, seed=2), run(process, seed=2)
+    assert np.array_equal(a[-1].values, b[-1].values)
+    assert a[-1].extras["score"] > a[0].extras["score"]
+    with pytest.raises(ValueError, match="unknown kd_mix"):
+        replace(SMALL, kd_mix="blend")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill_core.augment import augment_batch
+from distill_core.augment import MIX_MODES, augment_batch, mix_batch
 from distill_core.common.device import resolve_device
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.data import DatasetSplits, load_dataset
@@ -93,9 +93,14 @@ class SSDKDConfig:
     :param gen_width: generator width.
     :param pixel_lr: DeepInversion pixel learning rate.
     :param lambda_bn: weight of the BatchNorm-statistics prior.
+    :param bn_first_weight: extra weight of the first BatchNorm layer in that prior (DeepInversion: 10).
     :param lambda_oh: weight of the cross-entropy ("one-hot") term.
     :param lambda_adv: weight of the adversarial term.
     :param lambda_tv: weight of total variation (pixel mode).
+    :param inv_max_shift: per-sample random shift of synthetic images before the teacher sees them during
+        inversion (DeepInversion's jitter; 0 = off): a sample must then fool the teacher wherever it sits,
+        which favours shapes over pixel-exact patterns.
+    :param inv_hflip: random flips during inversion, likewise.
     :param kd_steps: student updates per round.
     :param kd_batch: KD minibatch size.
     :param kd_lr: student learning rate (SGD, momentum 0.9, cosine over the whole run).
@@ -103,6 +108,9 @@ class SSDKDConfig:
     :param temperature: KD temperature.
     :param kd_max_shift: per-sample random shift of KD batches (0 = off); the teacher labels what the student sees.
     :param kd_hflip: random flips of KD batches.
+    :param kd_mix: ``none``, ``mixup`` or ``cutmix``: blend KD samples with random partners from the same
+        batch (the teacher labels the blends), so the student also learns between the stored samples.
+    :param kd_mix_prob: share of each KD batch that is blended.
     :param use_diversity: φ_div and diversity-aware targets on/off (ablation).
     :param use_difficulty: φ_diff on/off (ablation).
     :param use_priority: priority sampling on/off (off = uniform, no IS weights; ablation).
@@ -131,9 +139,12 @@ class SSDKDConfig:
     gen_width: int = 32
     pixel_lr: float = 0.1
     lambda_bn: float = 1.0
+    bn_first_weight: float = 1.0
     lambda_oh: float = 1.0
     lambda_adv: float = 0.5
     lambda_tv: float = 0.0
+    inv_max_shift: int = 0
+    inv_hflip: bool = False
     kd_steps: int = 20
     kd_batch: int = 64
     kd_lr: float = 0.05
@@ -141,6 +152,8 @@ class SSDKDConfig:
     temperature: float = 4.0
     kd_max_shift: int = 0
     kd_hflip: bool = False
+    kd_mix: str = "none"
+    kd_mix_prob: float = 0.5
     use_diversity: bool = True
     use_difficulty: bool = True
     use_priority: bool = True
@@ -156,6 +169,10 @@ class SSDKDConfig:
             raise ValueError(f"unknown synthesis {self.synthesis!r}: use one of {SYNTHESIS_MODES}")
         if self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}: use one of {SCORES}")
+        if self.kd_mix not in MIX_MODES:
+            raise ValueError(f"unknown kd_mix {self.kd_mix!r}: use one of {MIX_MODES}")
+        if not 0.0 <= self.kd_mix_prob <= 1.0:
+            raise ValueError(f"kd_mix_prob must be in [0, 1], got {self.kd_mix_prob}")
         for name in ("rounds", "synth_batch", "buffer_capacity", "kd_batch", "probe_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -422,15 +439,17 @@ class SSDKDProcess:
         teacher = self.teacher.model
         share = smoothed_histogram(self.buffer.class_counts())
         adversarial = knobs is not None and cfg.lambda_adv > 0
+        jitter = cfg.inv_max_shift > 0 or cfg.inv_hflip
         self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
         loss_value, finite = float("nan"), True
-        with BatchNormStatsLoss(teacher) as bn_loss:
+        with BatchNormStatsLoss(teacher, first_weight=cfg.bn_first_weight) as bn_loss:
             for _ in range(steps):
                 x = render(latent)
-                t_logits = teacher(x)
+                seen = augment_batch(x, self._torch_gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
+                t_logits = teacher(seen)
                 per_sample = cfg.lambda_oh * F.cross_entropy(t_logits, targets, reduction="none")
                 if adversarial:
-                    per_sample = per_sample + cfg.lambda_adv * adversarial_term(self.student(x), t_logits)
+                    per_sample = per_sample + cfg.lambda_adv * adversarial_term(self.student(seen), t_logits)
                 if knobs is not None:
                     per_sample = per_sample * modulation_weights(
                         t_logits, targets, share, gamma=knobs.gamma, diversity_strength=knobs.diversity,
@@ -471,7 +490,7 @@ class SSDKDProcess:
             return {"kd_loss": float("nan")}
         alpha = knobs.alpha if cfg.use_priority else 0.0
         beta = knobs.beta if cfg.use_priority else 0.0
-        augmenting = cfg.kd_max_shift > 0 or cfg.kd_hflip
+        augmenting = cfg.kd_max_shift > 0 or cfg.kd_hflip or cfg.kd_mix != "none"
         self.student.train()
         total = 0.0
         for _ in range(cfg.kd_steps):
@@ -479,6 +498,7 @@ class SSDKDProcess:
             x, t_logits = batch.x, batch.teacher_logits
             if augmenting:
                 x = augment_batch(x, self._torch_gen, max_shift=cfg.kd_max_shift, hflip=cfg.kd_hflip)
+                x = mix_batch(x, self._torch_gen, mode=cfg.kd_mix, prob=cfg.kd_mix_prob)
                 with torch.no_grad():
                     t_logits = self.teacher.model(x)
             per_sample = kd_loss(self.student(x), t_logits, cfg.temperature, reduction="none")
