@@ -103,3 +103,26 @@ def test_a_non_finite_dm_loss_is_flagged_and_the_images_are_kept(digits):
     stats = process.step()
     assert stats.extras["diverged"] and not np.isfinite(stats.extras["matching_loss"])
     assert torch.equal(process.synthetic_set().x[1:], before[1:])  # no update was taken
+
+
+def test_dm_real_mean_in_chunks_equals_one_pass(digits):
+    from distill_core.condense.dm import mean_embedding
+    from distill_core.models import build_model
+
+    net = build_model("convnet3_in", input_shape=digits.input_shape, num_classes=10, width=16, depth=2)
+    x = digits.x_train[:37]
+    with torch.no_grad():
+        whole = net.embed(x).mean(0)
+    assert torch.allclose(mean_embedding(net, x, chunk=8), whole, atol=1e-5)
+
+
+def test_cosine_schedule_decays_the_image_learning_rate(digits):
+    process = DMProcess(dataclasses.replace(SMALL, iterations=4, lr_schedule="cosine", score_every=4), data=digits)
+    process.reset(0)
+    lrs = []
+    while not process.done:
+        process.step()
+        lrs.append(process._optimizer.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(SMALL.lr_images) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * SMALL.lr_images
+    with pytest.raises(ValueError, match="lr_schedule"):
+        DMConfig(lr_schedule="step")

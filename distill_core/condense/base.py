@@ -152,6 +152,7 @@ class CondensationProcess:
                                    seed=derive_seed(self._seed, f"{self.seed_prefix}-score"), device=self.device)
         return self._judge(model, split)
 
+    @torch.no_grad()  # a pass over a whole split: without it autograd keeps every batch's activations
     def _judge(self, model: torch.nn.Module, split: str) -> float:
         x, y = (self._x_val, self.data.y_val) if split == "val" else (self.data.x_test.to(self.device), self.data.y_test)
         accuracy, class_accuracy = per_class_accuracy(predict_logits(model, x), y, self.num_classes)
@@ -190,6 +191,10 @@ class CondensationProcess:
         return type(self)(self.config, data=self.data)
 
 
+#: learning-rate schedules of the matching methods' pixels
+LR_SCHEDULES = ("constant", "cosine")
+
+
 class MatchingProcess(CondensationProcess):
     """A condensation method that moves synthetic pixels (SGD, momentum 0.5) so that, class by class, they
     match a real batch under some network (DC: its gradients; DM: its mean embedding). Subclasses
@@ -208,6 +213,13 @@ class MatchingProcess(CondensationProcess):
         self.y = y.to(self.device)
         self._optimizer = torch.optim.SGD([self.x], lr=self.config.lr_images, momentum=0.5)
         self._distances = np.zeros(self.num_classes)
+
+    def _image_lr(self, knobs: Any) -> float:
+        """This update's learning rate of the pixels: ``lr_images × lr_scale``, times ½(1 + cos(π t / T))
+        with ``lr_schedule="cosine"`` (t: updates taken, T: ``iterations``)."""
+        cfg = self.config
+        decay = 0.5 * (1.0 + math.cos(math.pi * self.iteration / cfg.iterations)) if cfg.lr_schedule == "cosine" else 1.0
+        return cfg.lr_images * knobs.lr_scale * decay
 
     def _real_batch(self, c: int) -> torch.Tensor:
         """``real_batch`` real training images of class ``c``, drawn without replacement from the run's stream."""

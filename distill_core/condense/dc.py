@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from distill_core.common.batching import minibatches
 from distill_core.common.seeding import derive_seed, seeded
-from distill_core.condense.base import MatchingProcess
+from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
@@ -61,6 +61,8 @@ class DCConfig:
         ``None`` = DC's choice (1 → 1, 10 → 50, 50 → 10).
     :param real_batch: real images per class in each gradient (DC: 256).
     :param lr_images: SGD learning rate of the synthetic pixels (momentum 0.5, as in DC).
+    :param lr_schedule: ``constant`` (DC) or ``cosine`` (the pixels' learning rate decays to 0 over
+        ``iterations``).
     :param lr_net: SGD learning rate of the network's inner training (no momentum, as in DC).
     :param batch_train: minibatch size of the inner training on the synthetic set (DC: 256).
     :param init: ``real`` (start from random real images) or ``noise``.
@@ -87,6 +89,7 @@ class DCConfig:
     inner_loop: int | None = None
     real_batch: int = 256
     lr_images: float = 0.1
+    lr_schedule: str = "constant"
     lr_net: float = 0.01
     batch_train: int = 256
     init: str = "real"
@@ -104,6 +107,8 @@ class DCConfig:
     def __post_init__(self) -> None:
         if self.init not in ("real", "noise"):
             raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}")
         for name in ("images_per_class", "iterations", "real_batch", "batch_train", "net_width", "score_every",
                      "score_epochs", "score_width"):
             if getattr(self, name) < 1:
@@ -193,7 +198,7 @@ class DCProcess(MatchingProcess):
         net_optimizer = torch.optim.SGD(params, lr=cfg.lr_net)
         rows = sum(p.shape[0] for p in params if p.dim() > 1)  # the distance lies in [0, 2 × rows]
         for group in self._optimizer.param_groups:
-            group["lr"] = cfg.lr_images * knobs.lr_scale
+            group["lr"] = self._image_lr(knobs)
         weights = [getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)]
         distances = np.zeros(self.num_classes)
         losses: list[float] = []
