@@ -154,3 +154,20 @@ def test_eval_recipe_with_dsa_is_deterministic_and_changes_training(digits):
     with_dsa = train_on_synthetic(synthetic, digits, recipe=recipe, seed=2)
     plain = train_on_synthetic(synthetic, digits, recipe=EvalRecipe(epochs=10), seed=2)
     assert not torch.equal(with_dsa.classifier.weight, plain.classifier.weight)
+
+
+def test_chunked_gradients_equal_one_pass(digits):
+    from distill_core.condense.dc import real_gradient
+    from distill_core.condense.evaluator import backward_in_chunks
+
+    net = build_model("convnet3_in", input_shape=digits.input_shape, num_classes=10, width=16, depth=2)
+    params = list(net.parameters())
+    x, y = digits.x_train[:45], digits.y_train[:45]
+    whole = torch.autograd.grad(F.cross_entropy(net(x), torch.full((45,), 3)), params)
+    for a, b in zip(real_gradient(net, params, x, 3, chunk=8), whole):
+        assert torch.allclose(a, b, atol=1e-6)
+    whole = torch.autograd.grad(F.cross_entropy(net(x), y), params)
+    net.zero_grad()
+    backward_in_chunks(net, x, y, chunk=8)
+    for p, b in zip(params, whole):
+        assert torch.allclose(p.grad, b, atol=1e-6)

@@ -22,7 +22,7 @@ from distill_core.common.device import resolve_device
 from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.condense.baselines import random_subset
 from distill_core.condense.dsa import dsa_seeded
-from distill_core.condense.evaluator import EvalRecipe, train_on_synthetic
+from distill_core.condense.evaluator import PREDICT_BATCH, EvalRecipe, train_on_synthetic
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.kd import predict_logits
@@ -155,7 +155,7 @@ class CondensationProcess:
     @torch.no_grad()  # a pass over a whole split: without it autograd keeps every batch's activations
     def _judge(self, model: torch.nn.Module, split: str) -> float:
         x, y = (self._x_val, self.data.y_val) if split == "val" else (self.data.x_test.to(self.device), self.data.y_test)
-        accuracy, class_accuracy = per_class_accuracy(predict_logits(model, x), y, self.num_classes)
+        accuracy, class_accuracy = per_class_accuracy(predict_logits(model, x, PREDICT_BATCH), y, self.num_classes)
         if split == "val":
             self._class_accuracy = class_accuracy
         return accuracy

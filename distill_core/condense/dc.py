@@ -33,6 +33,7 @@ from distill_core.common.batching import minibatches
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
+from distill_core.condense.evaluator import CHUNK, backward_in_chunks, has_batchnorm
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
@@ -166,6 +167,21 @@ def gradient_distance(grads_a: Sequence[torch.Tensor], grads_b: Sequence[torch.T
     return total
 
 
+def real_gradient(net: torch.nn.Module, params: Sequence[torch.Tensor], real: torch.Tensor, label: int,
+                  chunk: int = CHUNK) -> list[torch.Tensor]:
+    """The gradient (detached) of the mean cross-entropy of ``net`` on the real batch of class ``label``,
+    accumulated over chunks of ``chunk`` images (one pass for a network with BatchNorm)."""
+    if has_batchnorm(net):
+        chunk = max(len(real), 1)
+    total: list[torch.Tensor] | None = None
+    for i in range(0, len(real), chunk):
+        part = real[i:i + chunk]
+        loss = F.cross_entropy(net(part), torch.full((len(part),), label, device=real.device), reduction="sum") / len(real)
+        grads = torch.autograd.grad(loss, params)
+        total = list(grads) if total is None else [t + g for t, g in zip(total, grads)]
+    return [g.detach() for g in total]
+
+
 class DCProcess(MatchingProcess):
     """Gradient matching (DC, or DSA with ``dsa=True``) as ``reset(seed)`` / ``step(knobs)`` / ``score()`` /
     ``done``.
@@ -207,8 +223,7 @@ class DCProcess(MatchingProcess):
             loss = torch.zeros((), device=self.device)
             for c in range(self.num_classes):
                 real, syn = self._siamese(self._real_batch(c), self.x[self.y == c])
-                real_loss = F.cross_entropy(net(real), torch.full((len(real),), c, device=self.device))
-                g_real = [g.detach() for g in torch.autograd.grad(real_loss, params)]
+                g_real = real_gradient(net, params, real, c)
                 syn_loss = F.cross_entropy(net(syn), torch.full((len(syn),), c, device=self.device))
                 g_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
                 distance = gradient_distance(g_syn, g_real)
@@ -236,9 +251,8 @@ class DCProcess(MatchingProcess):
         for _ in range(self.inner_loop):
             for idx in minibatches(torch.randperm(len(x), generator=self._gen).to(self.device), cfg.batch_train):
                 xb = dsa_random(x[idx], cfg.dsa_strategy, self._gen) if cfg.dsa else x[idx]
-                loss = F.cross_entropy(net(xb), y[idx])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                backward_in_chunks(net, xb, y[idx])
                 optimizer.step()
 
     def synthetic_set(self) -> SyntheticSet:

@@ -39,6 +39,7 @@ from distill_core.common.device import resolve_device
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.condense.base import CondensationProcess, condense_knobs
 from distill_core.condense.baselines import random_subset
+from distill_core.condense.evaluator import PREDICT_BATCH
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.kd import evaluate
@@ -250,7 +251,7 @@ def evaluate_dd(synthetic: SyntheticSet, data: DatasetSplits, *, num_models: int
     accuracies = []
     for k in range(num_models):
         model = train_with_schedule(synthetic, data, seed=derive_seed(seed, "eval-model", k), device=device)
-        accuracies.append(evaluate(model, x_eval.to(device), y_eval)["accuracy"])
+        accuracies.append(evaluate(model, x_eval.to(device), y_eval, batch_size=PREDICT_BATCH)["accuracy"])
     meta = synthetic.meta
     recipe = {"protocol": "dd-replay", "init": meta.get("init"), "init_seed": meta.get("init_seed") if fixed else None,
               "steps": meta.get("steps"), "epochs": meta.get("epochs"), "inner_steps": len(synthetic.lrs),

@@ -25,6 +25,7 @@ import torch
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
+from distill_core.condense.evaluator import CHUNK, has_batchnorm
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
 
@@ -90,16 +91,13 @@ class DMConfig:
             raise ValueError(f"dsa_strategy: {err}") from None
 
 
-#: real images embedded per forward pass: small chunks keep the first block's activations in the CPU's
-#: cache, which makes the real side of an update (most of its cost) about a third faster than one big batch
-EMBED_CHUNK = 16
-
-
 @torch.no_grad()
-def mean_embedding(net: torch.nn.Module, x: torch.Tensor, chunk: int = EMBED_CHUNK) -> torch.Tensor:
-    """The mean of ``net.embed`` over ``x``, embedded ``chunk`` images at a time (a constant: no graph).
-    A network with BatchNorm (in training mode its output depends on the batch) embeds ``x`` in one pass."""
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+def mean_embedding(net: torch.nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    """The mean of ``net.embed`` over ``x`` (a constant: no graph), embedded ``chunk`` images at a time:
+    on a CPU that keeps the first block's activations in cache, about a third faster than one pass over
+    the real batch, which is most of an update's cost. A network with BatchNorm (in training mode its
+    output depends on the batch) embeds ``x`` in one pass."""
+    if has_batchnorm(net):
         chunk = max(len(x), 1)
     total = None
     for i in range(0, len(x), chunk):

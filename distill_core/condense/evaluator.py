@@ -46,6 +46,36 @@ class EvalRecipe:
     dsa: bool = False
 
 
+#: images per forward/backward pass of a network that normalises each image on its own (no BatchNorm):
+#: on a CPU, small chunks keep a ConvNet-3's wide first-block activations in cache (about a third faster
+#: than one pass over a 100-image batch), and the accumulated gradient is the batch's
+CHUNK = 20
+
+
+def has_batchnorm(model: torch.nn.Module) -> bool:
+    """Whether ``model`` normalises over the batch (then a batch cannot be split into chunks)."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def backward_in_chunks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -> float:
+    """Accumulate the gradient of the mean cross-entropy of ``model`` on ``(x, y)`` into ``.grad``,
+    ``chunk`` images per pass (one pass for a network with BatchNorm); returns the loss."""
+    if has_batchnorm(model) or len(x) <= chunk:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return float(loss.detach())
+    total = 0.0
+    for i in range(0, len(x), chunk):
+        part = F.cross_entropy(model(x[i:i + chunk]), y[i:i + chunk], reduction="sum") / len(x)
+        part.backward()
+        total += float(part.detach())
+    return total
+
+
+#: images per forward pass when a trained network is scored on a real split (cache-sized, as above)
+PREDICT_BATCH = 32
+
+
 def train_on_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: str = "convnet3_in",
                        model_kwargs: dict | None = None, recipe: EvalRecipe = EvalRecipe(), seed: int = 0,
                        device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -63,9 +93,8 @@ def train_on_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
             xb = augment_batch(x[idx], aug_gen, max_shift=recipe.max_shift, hflip=recipe.hflip)
             if recipe.dsa:
                 xb = dsa_random(xb, DSA_STRATEGY, aug_gen)
-            loss = F.cross_entropy(model(xb), y[idx])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            backward_in_chunks(model, xb, y[idx])
             optimizer.step()
         scheduler.step()
     return model
@@ -92,6 +121,6 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
     accuracies = []
     for k in range(num_models):
         model = train_on_synthetic(synthetic, data, arch=arch, recipe=recipe, seed=derive_seed(seed, "eval-model", k), device=device)
-        accuracies.append(evaluate(model, x_eval.to(device), y_eval)["accuracy"])
+        accuracies.append(evaluate(model, x_eval.to(device), y_eval, batch_size=PREDICT_BATCH)["accuracy"])
     return {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "accuracies": accuracies,
             "arch": arch, "recipe": asdict(recipe), "num_models": num_models}
