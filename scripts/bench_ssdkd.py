@@ -11,6 +11,9 @@ against end-to-end time for the 6 000-sample runs.
     python scripts/bench_ssdkd.py --only ssdkd memory_bank --seeds 0
     python scripts/bench_ssdkd.py --quick               # digits preset, for a smoke test
 
+Every planned run found in the output folder goes into the table, so two invocations with ``--only``
+can share the machine (one thread each: ``OMP_NUM_THREADS=1``) and ``--skip-done`` resumes.
+
 Accuracy is the *final* student's test accuracy, never the best over evaluations. "Reaches MB" is the
 first end-to-end time at which a run's learning curve reaches the memory bank's final accuracy (same seed).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +58,35 @@ def time_to_reach(curve: list[dict], target: float) -> float | None:
     return None
 
 
+def goal_lines(runs: list[dict], preset_name: str = "fashion_mnist") -> str:
+    """The issue's goals at 10 % data scale, each with what was measured (means over the seeds run)."""
+
+    def mean(name: str, key: str) -> float | None:
+        values = [r[key] for r in runs if r["name"] == name and r["preset"] == preset_name]
+        return float(np.mean(values)) if values else None
+
+    ssdkd, mb, real = mean("ssdkd", "test_accuracy"), mean("memory_bank", "test_accuracy"), mean("real_kd", "test_accuracy")
+    if ssdkd is None:
+        return f"(no {preset_name} SSD-KD run yet)"
+    ratios = []
+    for run in (r for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name):
+        base = next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == preset_name and r["seed"] == run["seed"]), None)
+        if base is not None:
+            reach = time_to_reach(run["curve"], base["test_accuracy"])
+            ratios.append(float("inf") if reach is None else reach / base["end_to_end_seconds"])
+    slowest = max(r["end_to_end_seconds"] for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name)
+    checks = [("mean test accuracy ≥ 89.5 %", f"{100 * ssdkd:.2f} %", ssdkd >= 0.895),
+              ("each run ≤ 10 min end to end", f"slowest {slowest / 60:.1f} min", slowest <= 600)]
+    if mb is not None:
+        checks.append(("≥ 3 points over the memory bank", f"{100 * (ssdkd - mb):+.2f} points", ssdkd - mb >= 0.03))
+    if ratios:
+        checks.append(("reaches the memory bank's final accuracy in ≤ 1/3 of its time",
+                       ", ".join("never" if r == float("inf") else f"{r:.2f}×" for r in ratios), max(ratios) <= 1 / 3))
+    if real is not None:
+        checks.append(("at least KD on as many real images", f"{100 * (ssdkd - real):+.2f} points", ssdkd >= real))
+    return markdown_table(["goal", "measured", "met"], [[g, m, "yes" if ok else "**no**"] for g, m, ok in checks])
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=None, help="run names to keep (e.g. ssdkd memory_bank)")
@@ -61,27 +94,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="override the seeds of every run")
     parser.add_argument("--quick", action="store_true", help="digits preset instead of Fashion-MNIST (smoke test)")
     parser.add_argument("--eval-every", type=int, default=3)
+    parser.add_argument("--skip-done", action="store_true", help="keep runs that already have a metrics.json in --out")
     parser.add_argument("--out", default="runs/bench/ssdkd")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    runs = []
+    planned = []  # (name, preset, folder) of every run in the plan, measured now or before
     for name, preset_name, method, switches, seeds in PLAN:
-        if (args.only and name not in args.only) or (args.presets and preset_name not in args.presets):
-            continue
         if args.quick:
             preset_name = "digits" if preset_name == "fashion_mnist" else None
             if preset_name is None:
                 continue
+        for seed in args.seeds if args.seeds is not None else seeds:
+            planned.append((name, preset_name, out / preset_name / f"{name}_s{seed}"))
+        if (args.only and name not in args.only) or (args.presets and preset_name not in args.presets):
+            continue
         base = preset(preset_name)
         train_size = len(load_dataset(base.dataset, seed=base.teacher_seed).x_train)
         config = dataclasses.replace(method_config(method, base, train_size), **switches)
         for seed in args.seeds if args.seeds is not None else seeds:
-            label = f"{preset_name}/{name}/s{seed}"
-            metrics = run_distillation(config, seed=seed, out=out / preset_name / f"{name}_s{seed}",
-                                       eval_every=args.eval_every, label=label)
+            folder = out / preset_name / f"{name}_s{seed}"
+            if args.skip_done and (folder / "metrics.json").is_file():
+                continue
+            run_distillation(config, seed=seed, out=folder, eval_every=args.eval_every, label=f"{preset_name}/{name}/s{seed}")
+
+    # the table covers every planned run measured in this folder, so invocations can share the cores
+    # (e.g. two of them with --only, one thread each) and a killed benchmark keeps what it measured
+    runs = []
+    for name, preset_name, folder in planned:
+        if (folder / "metrics.json").is_file():
+            metrics = json.loads((folder / "metrics.json").read_text())
             runs.append({"name": name, "preset": preset_name, **{k: v for k, v in metrics.items() if k != "config"}})
-            write_json(runs, out.with_suffix(".json"))  # after every run: a killed benchmark keeps what it measured
+    write_json(runs, out.with_suffix(".json"))
 
     rows = []
     for run in runs:
@@ -89,7 +133,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         reach = time_to_reach(run["curve"], mb["test_accuracy"]) if mb else None
         rows.append([run["preset"], run["name"], run["seed"], f"{100 * run['test_accuracy']:.2f}",
                      f"{100 * run['test_agreement']:.2f}", f"{run['synthesis_seconds']:.1f}", f"{run['kd_seconds']:.1f}",
-                     f"{run['end_to_end_seconds']:.1f}", run["samples_made"], "-" if reach is None else f"{reach:.1f}"])
+                     f"{run['end_to_end_seconds']:.1f}", run["samples_made"],
+                     "-" if reach is None else f"{reach:.1f} ({reach / mb['end_to_end_seconds']:.2f}×)"])
     summary = []
     for preset_name in sorted({r["preset"] for r in runs}):
         for name in dict.fromkeys(r["name"] for r in runs if r["preset"] == preset_name):
@@ -98,15 +143,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
             summary.append([preset_name, name, len(accs), f"{100 * np.mean(accs):.2f} ± {100 * np.std(accs):.2f}",
                             f"{np.mean(times):.0f}"])
     table = markdown_table(["preset", "method", "seed", "test acc %", "agreement %", "synthesis s", "KD s", "end-to-end s",
-                            "samples", "reaches MB final at s"], rows)
+                            "samples", "reaches MB final at s (× MB's time)"], rows)
     means = markdown_table(["preset", "method", "runs", "test acc % (mean ± std)", "end-to-end s (mean)"], summary)
-    (out.with_suffix(".md")).write_text(means + "\n\n" + table + "\n")
+    goals = "" if args.quick else goal_lines(runs)
+    (out.with_suffix(".md")).write_text(means + "\n\n" + table + "\n\n" + goals + "\n")
     curves = {f"{r['name']} s{r['seed']}": ([c["seconds"] for c in r["curve"]], [100 * c["test_accuracy"] for c in r["curve"]])
               for r in runs if r["preset"] in ("fashion_mnist", "digits")}
     if curves:
         line_plot(curves, out / "curves.png", xlabel="end-to-end seconds (evaluation excluded)", ylabel="student test accuracy %",
                   title="SSD-KD vs baselines, 10 % data scale")
-    print(means + "\n\n" + table)
+    print(means + "\n\n" + table + "\n\n" + goals)
     print(f"\nwrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out}/curves.png")
     return runs
 
