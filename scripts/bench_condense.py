@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         mean = 100 * run["test_mean"]
         rows.append([run["name"], run["images_per_class"], f"{mean:.2f} ± {100 * run['test_std']:.2f}", run["eval_models"],
                      "-" if published is None else f"{published:.1f}",
-                     "-" if goal is None else f"≥ {goal:.1f} {'met' if mean >= goal else f'short by {goal - mean:.1f}'}",
+                     "-" if goal is None else f"≥ {goal:.1f} {'met' if mean >= goal else f'short by {goal - mean:.2f}'}",
                      "-" if random_same is None or random_same is run else f"{mean - 100 * random_same['test_mean']:+.1f}",
                      f"{run['condense_seconds'] / 60:.1f}", f"{run['eval_seconds'] / 60:.1f}",
                      f"{(run['condense_seconds'] + run['eval_seconds']) / 60:.1f}"])
