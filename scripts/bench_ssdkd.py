@@ -58,6 +58,11 @@ def time_to_reach(curve: list[dict], target: float) -> float | None:
     return None
 
 
+def memory_bank_of(run: dict, runs: list[dict]) -> dict | None:
+    """The memory-bank run with ``run``'s preset and seed (None if not measured)."""
+    return next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == run["preset"] and r["seed"] == run["seed"]), None)
+
+
 def goal_lines(runs: list[dict], preset_name: str = "fashion_mnist") -> str:
     """The issue's goals at 10 % data scale, each with what was measured (means over the seeds run)."""
 
@@ -70,7 +75,7 @@ def goal_lines(runs: list[dict], preset_name: str = "fashion_mnist") -> str:
         return f"(no {preset_name} SSD-KD run yet)"
     ratios = []
     for run in (r for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name):
-        base = next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == preset_name and r["seed"] == run["seed"]), None)
+        base = memory_bank_of(run, runs)
         if base is not None:
             reach = time_to_reach(run["curve"], base["test_accuracy"])
             ratios.append(float("inf") if reach is None else reach / base["end_to_end_seconds"])
@@ -105,14 +110,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             preset_name = "digits" if preset_name == "fashion_mnist" else None
             if preset_name is None:
                 continue
-        for seed in args.seeds if args.seeds is not None else seeds:
-            planned.append((name, preset_name, out / preset_name / f"{name}_s{seed}"))
+        seeds = args.seeds if args.seeds is not None else seeds
+        planned += [(name, preset_name, out / preset_name / f"{name}_s{seed}") for seed in seeds]
         if (args.only and name not in args.only) or (args.presets and preset_name not in args.presets):
             continue
         base = preset(preset_name)
         train_size = len(load_dataset(base.dataset, seed=base.teacher_seed).x_train)
         config = dataclasses.replace(method_config(method, base, train_size), **switches)
-        for seed in args.seeds if args.seeds is not None else seeds:
+        for seed in seeds:
             folder = out / preset_name / f"{name}_s{seed}"
             if args.skip_done and (folder / "metrics.json").is_file():
                 continue
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = []
     for run in runs:
-        mb = next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == run["preset"] and r["seed"] == run["seed"]), None)
+        mb = memory_bank_of(run, runs)
         reach = time_to_reach(run["curve"], mb["test_accuracy"]) if mb else None
         rows.append([run["preset"], run["name"], run["seed"], f"{100 * run['test_accuracy']:.2f}",
                      f"{100 * run['test_agreement']:.2f}", f"{run['synthesis_seconds']:.1f}", f"{run['kd_seconds']:.1f}",
