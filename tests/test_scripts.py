@@ -94,3 +94,22 @@ def test_condense_refuses_unknown_fields_and_settings_for_coresets(tmp_path, mon
     assert "unknown configuration field 'step_sizez'" in capsys.readouterr().err
     assert run_script("condense.py", ["--method", "random", "--set", "iterations=3"], monkeypatch) == 2
     assert "--set does not apply to random" in capsys.readouterr().err
+
+
+def test_ssdkd_benchmark_judges_the_goals_from_the_curves():
+    bench = runpy.run_path("scripts/bench_ssdkd.py", run_name="bench")
+    curve = [{"seconds": 100.0, "test_accuracy": 0.80}, {"seconds": 200.0, "test_accuracy": 0.90}]
+    assert bench["time_to_reach"](curve, 0.85) == 200.0 and bench["time_to_reach"](curve, 0.95) is None
+
+    def run(name, acc, seconds, curve):
+        return {"name": name, "preset": "fashion_mnist", "seed": 0, "test_accuracy": acc, "end_to_end_seconds": seconds, "curve": curve}
+
+    mb = run("memory_bank", 0.85, 600.0, [{"seconds": 600.0, "test_accuracy": 0.85}])
+    fast = run("ssdkd", 0.90, 500.0, [{"seconds": 150.0, "test_accuracy": 0.86}, {"seconds": 500.0, "test_accuracy": 0.90}])
+    lines = bench["goal_lines"]([fast, mb, run("real_kd", 0.89, 100.0, [])]).splitlines()
+    assert all(line.endswith("| yes |") for line in lines[2:]), lines  # 90 % ≥ 89.5, +5 points, 0.25× MB's time, ≥ real
+    slow = run("ssdkd", 0.86, 700.0, [{"seconds": 700.0, "test_accuracy": 0.86}])
+    verdicts = {line.split(" | ")[0].lstrip("| "): line.rsplit(" | ", 2)[-1] for line in bench["goal_lines"]([slow, mb]).splitlines()[2:]}
+    assert verdicts == {"mean test accuracy ≥ 89.5 %": "**no** |", "each run ≤ 10 min end to end": "**no** |",
+                        "≥ 3 points over the memory bank": "**no** |",
+                        "reaches the memory bank's final accuracy in ≤ 1/3 of its time": "**no** |"}
