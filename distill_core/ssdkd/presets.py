@@ -15,8 +15,8 @@ PRESETS: dict[str, SSDKDConfig] = {
     "mnist1d": SSDKDConfig(dataset="mnist1d", rounds=16, synth_batch=64, buffer_capacity=400),
     # 10 % of the Fashion-MNIST training set: 6 000 synthetic samples in the buffer
     # Measured on one CPU thread (seed 0, runs/exp): jitter/flip during inversion +4 points (samples must
-    # fool the teacher wherever they sit); the adversarial term −3.8 points (it drives samples off the
-    # teacher's data manifold before the student has learnt anything); KD lr 0.05 → 0.02 +2 points;
+    # fool the teacher wherever they sit); the adversarial term (λ_adv 0.5) −3.8 points; KD lr 0.05 → 0.02
+    # +2 points;
     # 5 inversion steps and 60 KD steps per round keep a run near 8 minutes with no loss of accuracy.
     "fashion_mnist": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=6000, **_FASHION),
     # 1 %: 600 samples
