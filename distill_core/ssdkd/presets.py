@@ -16,8 +16,7 @@ PRESETS: dict[str, SSDKDConfig] = {
     # 10 % of the Fashion-MNIST training set: 6 000 synthetic samples in the buffer
     # Measured on one CPU thread (seed 0, runs/exp): jitter/flip during inversion +4 points (samples must
     # fool the teacher wherever they sit); the adversarial term (λ_adv 0.5) −3.8 points; KD lr 0.05 → 0.02
-    # +2 points;
-    # 5 inversion steps and 60 KD steps per round keep a run near 8 minutes with no loss of accuracy.
+    # +2 points; 5 inversion and 60 KD steps per round keep a run near 8 minutes with no loss of accuracy.
     "fashion_mnist": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=6000, **_FASHION),
     # 1 %: 600 samples
     "fashion_mnist_1pct": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=600, **{**_FASHION, "synth_batch": 20}),
