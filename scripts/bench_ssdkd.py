@@ -58,28 +58,31 @@ def time_to_reach(curve: list[dict], target: float) -> float | None:
     return None
 
 
-def memory_bank_of(run: dict, runs: list[dict]) -> dict | None:
-    """The memory-bank run with ``run``'s preset and seed (None if not measured)."""
-    return next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == run["preset"] and r["seed"] == run["seed"]), None)
+def reach_memory_bank(run: dict, runs: list[dict]) -> tuple[float, float] | None:
+    """When ``run``'s curve first reaches the final accuracy of the memory-bank run with its preset and seed:
+    ``(seconds, seconds / the memory bank's end-to-end seconds)``; ``(inf, inf)`` if never, None if there is
+    no such memory-bank run."""
+    mb = next((r for r in runs if r["name"] == "memory_bank" and r["preset"] == run["preset"] and r["seed"] == run["seed"]), None)
+    if mb is None:
+        return None
+    seconds = time_to_reach(run["curve"], mb["test_accuracy"])
+    seconds = float("inf") if seconds is None else seconds
+    return seconds, seconds / mb["end_to_end_seconds"]
 
 
 def goal_lines(runs: list[dict], preset_name: str = "fashion_mnist") -> str:
     """The issue's goals at 10 % data scale, each with what was measured (means over the seeds run)."""
 
-    def mean(name: str, key: str) -> float | None:
-        values = [r[key] for r in runs if r["name"] == name and r["preset"] == preset_name]
+    def mean_accuracy(name: str) -> float | None:
+        values = [r["test_accuracy"] for r in runs if r["name"] == name and r["preset"] == preset_name]
         return float(np.mean(values)) if values else None
 
-    ssdkd, mb, real = mean("ssdkd", "test_accuracy"), mean("memory_bank", "test_accuracy"), mean("real_kd", "test_accuracy")
+    ssdkd, mb, real = mean_accuracy("ssdkd"), mean_accuracy("memory_bank"), mean_accuracy("real_kd")
     if ssdkd is None:
         return f"(no {preset_name} SSD-KD run yet)"
-    ratios = []
-    for run in (r for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name):
-        base = memory_bank_of(run, runs)
-        if base is not None:
-            reach = time_to_reach(run["curve"], base["test_accuracy"])
-            ratios.append(float("inf") if reach is None else reach / base["end_to_end_seconds"])
-    slowest = max(r["end_to_end_seconds"] for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name)
+    ssdkd_runs = [r for r in runs if r["name"] == "ssdkd" and r["preset"] == preset_name]
+    ratios = [reach[1] for reach in (reach_memory_bank(r, runs) for r in ssdkd_runs) if reach is not None]
+    slowest = max(r["end_to_end_seconds"] for r in ssdkd_runs)
     checks = [("mean test accuracy ≥ 89.5 %", f"{100 * ssdkd:.2f} %", ssdkd >= 0.895),
               ("each run ≤ 10 min end to end", f"slowest {slowest / 60:.1f} min", slowest <= 600)]
     if mb is not None:
@@ -111,14 +114,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             if preset_name is None:
                 continue
         seeds = args.seeds if args.seeds is not None else seeds
-        planned += [(name, preset_name, out / preset_name / f"{name}_s{seed}") for seed in seeds]
+        folders = [out / preset_name / f"{name}_s{seed}" for seed in seeds]
+        planned += [(name, preset_name, folder) for folder in folders]
         if (args.only and name not in args.only) or (args.presets and preset_name not in args.presets):
             continue
         base = preset(preset_name)
         train_size = len(load_dataset(base.dataset, seed=base.teacher_seed).x_train)
         config = dataclasses.replace(method_config(method, base, train_size), **switches)
-        for seed in seeds:
-            folder = out / preset_name / f"{name}_s{seed}"
+        for seed, folder in zip(seeds, folders):
             if args.skip_done and (folder / "metrics.json").is_file():
                 continue
             run_distillation(config, seed=seed, out=folder, eval_every=args.eval_every, label=f"{preset_name}/{name}/s{seed}")
@@ -134,12 +137,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = []
     for run in runs:
-        mb = memory_bank_of(run, runs)
-        reach = time_to_reach(run["curve"], mb["test_accuracy"]) if mb else None
+        reach = reach_memory_bank(run, runs)
         rows.append([run["preset"], run["name"], run["seed"], f"{100 * run['test_accuracy']:.2f}",
                      f"{100 * run['test_agreement']:.2f}", f"{run['synthesis_seconds']:.1f}", f"{run['kd_seconds']:.1f}",
                      f"{run['end_to_end_seconds']:.1f}", run["samples_made"],
-                     "-" if reach is None else f"{reach:.1f} ({reach / mb['end_to_end_seconds']:.2f}×)"])
+                     "-" if reach is None or reach[0] == float("inf") else f"{reach[0]:.1f} ({reach[1]:.2f}×)"])
     summary = []
     for preset_name in sorted({r["preset"] for r in runs}):
         for name in dict.fromkeys(r["name"] for r in runs if r["preset"] == preset_name):
