@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from distill_core.condense import (DMConfig, DMProcess, EvalRecipe, SyntheticSet, evaluate_synthetic, herding,
-                                   random_subset)
+from distill_core.condense import (DMConfig, DMProcess, EvalRecipe, SyntheticSet, condense_config, evaluate_synthetic,
+                                   herding, random_subset)
 from distill_core.common.checkpoint import CheckpointError
 
 FAST = EvalRecipe(epochs=20)
@@ -126,3 +126,14 @@ def test_cosine_schedule_decays_the_image_learning_rate(digits):
     assert lrs[0] == pytest.approx(SMALL.lr_images) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * SMALL.lr_images
     with pytest.raises(ValueError, match="lr_schedule"):
         DMConfig(lr_schedule="step")
+
+
+def test_presets_apply_a_per_size_entry_only_to_that_size_and_overrides_win():
+    one, ten = condense_config("dc", "fashion_mnist", 1), condense_config("dc", "fashion_mnist", 10)
+    # the ipc1 entry replaces the shared fields for one image per class only
+    assert (one.iterations, one.lr_images) != (ten.iterations, ten.lr_images)
+    assert one.real_batch == ten.real_batch and one.images_per_class == 1 and ten.images_per_class == 10
+    assert condense_config("dc", "fashion_mnist", 1, iterations=3).iterations == 3
+    assert condense_config("dm", "no_such_preset", 5) == DMConfig(dataset="no_such_preset", images_per_class=5)
+    with pytest.raises(ValueError, match="unknown learned condensation method 'kmeans'"):
+        condense_config("kmeans", "digits", 1)
