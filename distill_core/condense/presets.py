@@ -38,9 +38,9 @@ _CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "dsa": {
         "digits": dict(iterations=10, net_width=32, net_depth=2, real_batch=32, dsa=True),
-        # as DC; the cosine decay at 1 per class measured 71.10 % against 70.38 %
-        "fashion_mnist": dict(iterations=16, real_batch=64, score_every=4, inner_loop=10, dsa=True,
-                              ipc1=dict(iterations=300, score_every=50, lr_schedule="cosine")),
+        # as DC; measured 71.10 % against 70.38 % at 1 per class, 80.74 % against 79.86 % at 10
+        "fashion_mnist": dict(iterations=16, real_batch=64, score_every=4, inner_loop=10, dsa=True, lr_images=0.5,
+                              lr_schedule="cosine", ipc1=dict(iterations=300, score_every=50, lr_images=0.1)),
     },
     "dd": {
         # 8×8 digits: two conv blocks (8 → 4 → 2); larger step sizes converge in a few dozen updates
