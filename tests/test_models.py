@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from distill_core.common.seeding import seeded
-from distill_core.models import MODEL_NAMES, build_model, has_batchnorm, list_models, model_options
+from distill_core.models import MODEL_NAMES, ConvNet, build_model, has_batchnorm, list_models, model_options
 
 SHAPES = {
     "mlp_bn": [(1, 8, 8), (1, 40), (1, 28, 28)],
@@ -36,6 +36,15 @@ def test_forward_and_embed_shapes(name, shape):
 @pytest.mark.parametrize("name", TEACHERS)
 def test_teachers_have_batchnorm(name):
     assert has_batchnorm(build_model(name, input_shape=SHAPES[name][0], num_classes=10))
+
+
+def test_convnet3_first_padding_reproduces_the_published_28x28_network():
+    # DC/DSA/DM pad the first convolution of 28×28 images by 3: 32 → 16 → 8 → 4, so 128 × 4 × 4 features
+    assert build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10, first_padding=3).feature_dim == 2048
+    assert build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10).feature_dim == 128 * 3 * 3
+    assert build_model("convnet3_in", input_shape=(3, 32, 32), num_classes=10).feature_dim == 2048
+    with pytest.raises(ValueError, match="first_padding must be >= 0"):
+        ConvNet((1, 28, 28), 10, first_padding=-1)
 
 
 def test_condensation_evaluator_has_no_batchnorm():
