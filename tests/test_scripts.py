@@ -81,6 +81,7 @@ def test_condense_writes_set_metrics_and_pictures_and_reevaluates_the_same(metho
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == 20 and len(metrics["test_accuracies"]) == 2 and 0.0 <= metrics["test_mean"] <= 1.0
     assert [point["iteration"] for point in metrics["curve"]] == [0, 1, 2, 3]
+    assert metrics["torch_threads"] == torch.get_num_threads()  # the times depend on it
     for picture in ("synthetic.png", "score.png"):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from distill_core.common.device import resolve_device
@@ -98,6 +99,7 @@ def run_condensation(method: str, *, dataset: str, images_per_class: int, seed: 
         "eval_models": result["num_models"],
         "condense_seconds": condense_seconds,
         "eval_seconds": eval_seconds,
+        "torch_threads": torch.get_num_threads(),  # the times above depend on it
         "curve": curve,
         "config": dataclasses.asdict(config) if config is not None else {},
     }
