@@ -43,6 +43,9 @@ def test_convnet3_first_padding_reproduces_the_published_28x28_network():
     assert build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10, first_padding=3).feature_dim == 2048
     assert build_model("convnet3_in", input_shape=(1, 28, 28), num_classes=10).feature_dim == 128 * 3 * 3
     assert build_model("convnet3_in", input_shape=(3, 32, 32), num_classes=10).feature_dim == 2048
+    assert build_model("convnet3_in", input_shape=(1, 4, 4), num_classes=10, first_padding=3).feature_dim == 128  # 8 → 1
+    with pytest.raises(ValueError, match="with first_padding 0 it needs images of at least 10×10"):
+        build_model("convnet3_in", input_shape=(1, 8, 8), num_classes=10, first_padding=0)
     with pytest.raises(ValueError, match="first_padding must be >= 0"):
         ConvNet((1, 28, 28), 10, first_padding=-1)
 

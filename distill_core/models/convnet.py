@@ -40,9 +40,10 @@ class ConvNet(ZooModel):
             raise ValueError(f"unknown pool {pool!r}: use 'max' or 'avg'")
         if first_padding < 0:
             raise ValueError(f"first_padding must be >= 0, got {first_padding}")
-        if min(input_shape[1:]) + 2 * (first_padding - 1) < 2 ** len(channels):
-            raise ValueError(f"a {len(channels)}-block ConvNet halves H and W {len(channels)} times, so it needs images of "
-                             f"at least {2 ** len(channels)}×{2 ** len(channels)}, got {tuple(input_shape)}")
+        smallest = 2 ** len(channels) - 2 * (first_padding - 1)  # the first convolution adds 2·(padding − 1)
+        if min(input_shape[1:]) < smallest:
+            raise ValueError(f"a {len(channels)}-block ConvNet halves H and W {len(channels)} times, so with first_padding "
+                             f"{first_padding} it needs images of at least {smallest}×{smallest}, got {tuple(input_shape)}")
         layers: list[nn.Module] = []
         fan_in = input_shape[0]
         for i, width in enumerate(channels):
