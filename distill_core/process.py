@@ -50,12 +50,21 @@ class KnobSpec:
     doc: str = ""
 
     def from_unit(self, a: float) -> float:
-        """Map ``a ∈ [-1, 1]`` onto the knob's range (clipped)."""
+        """Map ``a ∈ [-1, 1]`` onto the knob's range (clipped).
+
+        The ends map exactly onto the bounds and everything between stays inside them: in floating point
+        ``exp(log(0.1) + log(100))`` is 10.000000000000007, and agents that clip their actions (PPO, SAC)
+        send exactly ±1 all the time.
+        """
         a = min(max(float(a), -1.0), 1.0)
+        if a in (-1.0, 1.0):
+            return self.low if a < 0 else self.high
         t = (a + 1.0) / 2.0
         if self.scale == "log":
-            return math.exp(math.log(self.low) + t * (math.log(self.high) - math.log(self.low)))
-        return self.low + t * (self.high - self.low)
+            value = math.exp(math.log(self.low) + t * (math.log(self.high) - math.log(self.low)))
+        else:
+            value = self.low + t * (self.high - self.low)
+        return min(max(value, self.low), self.high)
 
     def to_unit(self, value: float) -> float:
         """The inverse of :meth:`from_unit` (values outside the range are clipped)."""

@@ -1,0 +1,46 @@
+"""Tiny configurations of every registered id (a whole episode in well under a second on digits), and a
+stand-in Fashion-MNIST in the real IDX format, so tests can make every id without the real data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import envs
+
+#: SSD-KD: 3 rounds of 16 samples into a 32-sample buffer
+TINY_SSDKD: dict[str, Any] = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16,
+                                  probe_size=40, probe_steps=2, device="cpu")
+
+TINY_CONDENSE: dict[str, dict[str, Any]] = {
+    "DM": dict(images_per_class=2, real_batch=8, score_epochs=2, net_width=16),
+    "DC": dict(images_per_class=2, real_batch=8, score_epochs=2, net_width=16, outer_loop=2, inner_loop=1),
+    "DD": dict(real_batch=16, net_width=8),
+}
+
+
+def condense_method(env_id: str) -> str:
+    """``"DM"`` for ``DistillGym/Condense-DM-Digits-v0``."""
+    return env_id.split("Condense-")[1].split("-")[0]
+
+
+def tiny_kwargs(env_id: str) -> dict[str, Any]:
+    """The tiny configuration of a registered id."""
+    if env_id in envs.SSDKD_IDS:
+        kwargs = dict(TINY_SSDKD)
+        if "Fashion" in env_id:
+            kwargs.update(gen_width=8, latent_dim=16)
+        return kwargs
+    return dict(iterations=3, device="cpu", **TINY_CONDENSE[condense_method(env_id)])
+
+
+def use_small_fashion_mnist(tmp_path, monkeypatch) -> None:
+    """Point the Fashion-MNIST loader at 200 + 50 random images in the IDX format (never the real set)."""
+    import distill_core.data.registry as registry
+    from data_files import write_idx_set
+
+    monkeypatch.setenv("DISTILL_GYM_FASHION_MNIST", str(write_idx_set(tmp_path / "fm", n_train=200, n_test=50)))
+    monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+
+
+ALL_IDS: list[str] = list(envs.SSDKD_IDS) + list(envs.CONDENSE_IDS)
+DIGITS_IDS: list[str] = [env_id for env_id in ALL_IDS if "-Digits-" in env_id]

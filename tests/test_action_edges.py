@@ -1,0 +1,100 @@
+"""Every registered id survives the edges of its action box: agents that clip their actions (PPO, SAC)
+send exactly ±1, which random samples never do, so the env checkers cannot catch a bound overshoot.
+
+What was tried, each a test below: every id stepped at −1, +1 and 0; every corner of every id's box
+mapped onto knobs and checked (a box of 1 + C knobs has 2 048 corners, too many to step, so the corners
+are stepped where the box is small and a seeded sample of them elsewhere); the extended SSD-KD knobs;
+the exact bounds at ±1 for linear and log knobs; PPO for 256 steps on every digits id.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from distill_core.process import KnobSpec, check_knobs
+from env_configs import ALL_IDS, DIGITS_IDS, tiny_kwargs, use_small_fashion_mnist
+
+#: boxes up to this many dimensions are stepped at every corner; larger ones at a seeded sample
+STEP_ALL_CORNERS_UP_TO = 4
+SAMPLED_CORNERS = 4
+
+
+def _make(env_id, tmp_path, monkeypatch, **extra):
+    if "Fashion" in env_id:
+        use_small_fashion_mnist(tmp_path, monkeypatch)
+    return gym.make(env_id, **{**tiny_kwargs(env_id), **extra})
+
+
+def _corners(dim: int):
+    return (np.array(c, np.float32) for c in itertools.product((-1.0, 1.0), repeat=dim))
+
+
+def _step_all(env, actions) -> None:
+    """Step every action in turn, resetting whenever an episode ends; none may raise or diverge."""
+    env.reset(seed=0)
+    for n, action in enumerate(actions):
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert env.observation_space.contains(obs), f"observation out of its box after action {action.tolist()}"
+        assert np.isfinite(reward) and not info["diverged"], f"action {action.tolist()} diverged"
+        if terminated or truncated:
+            env.reset(seed=n + 1)
+
+
+@pytest.mark.parametrize("low,high,scale", [(0.1, 10.0, "log"), (0.25, 4.0, "log"), (0.0, 4.0, "linear"),
+                                            (0.1, 1.0, "linear"), (1e-3, 7.3, "log")])
+def test_the_ends_of_the_unit_interval_land_exactly_on_the_bounds(low, high, scale):
+    spec = KnobSpec("k", low, high, scale, low)
+    assert spec.from_unit(-1.0) == low and spec.from_unit(1.0) == high
+    assert spec.from_unit(np.float32(1.0)) == high and spec.from_unit(5.0) == high
+    for a in np.linspace(-1, 1, 101):
+        assert low <= spec.from_unit(a) <= high
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_every_corner_of_every_box_maps_onto_valid_knobs(env_id, tmp_path, monkeypatch, digits_teacher):
+    penv = _make(env_id, tmp_path, monkeypatch).unwrapped
+    dim = penv.action_space.shape[0]
+    for corner in _corners(dim):
+        check_knobs(penv.knobs_from_action(corner), penv.process.Knobs, penv.knob_specs)
+    for a, bound in ((-1.0, "low"), (1.0, "high")):
+        knobs = penv.knobs_from_action(np.full(dim, a, np.float32))
+        assert all(getattr(knobs, s.name) == getattr(s, bound) for s in penv.knob_specs)
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_every_id_steps_at_minus_one_plus_one_zero_and_its_corners(env_id, tmp_path, monkeypatch, digits_teacher):
+    env = _make(env_id, tmp_path, monkeypatch)
+    dim = env.action_space.shape[0]
+    actions = [np.full(dim, v, np.float32) for v in (-1.0, 1.0, 0.0)]
+    corners = list(_corners(dim))
+    if dim > STEP_ALL_CORNERS_UP_TO:
+        picks = np.random.default_rng(0).choice(len(corners), SAMPLED_CORNERS, replace=False)
+        corners = [corners[i] for i in picks]
+    _step_all(env, actions + corners)
+    env.close()
+
+
+def test_the_extended_ssdkd_knobs_step_at_their_edges(tmp_path, monkeypatch, digits_teacher):
+    env = _make("DistillGym/SSDKD-Digits-v0", tmp_path, monkeypatch, class_knobs=True, replace_knob=True)
+    dim = env.action_space.shape[0]
+    assert dim == 4 + 10 + 1
+    penv = env.unwrapped
+    for corner in itertools.islice(_corners(dim), 0, None, 97):  # every 97th of 32 768 corners
+        check_knobs(penv.knobs_from_action(corner), penv.process.Knobs, penv.knob_specs)
+    _step_all(env, [np.full(dim, v, np.float32) for v in (-1.0, 1.0, 0.0)])
+
+
+@pytest.mark.parametrize("env_id", DIGITS_IDS)
+def test_ppo_trains_256_steps_on_every_digits_id(env_id, tmp_path, monkeypatch, digits_teacher):
+    from stable_baselines3 import PPO
+
+    env = _make(env_id, tmp_path, monkeypatch)
+    agent = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=[16, 16]))
+    agent.learn(total_timesteps=256)
+    assert agent.num_timesteps >= 256
+    env.close()
