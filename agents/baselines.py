@@ -97,11 +97,11 @@ class SchedulePolicy(BaselinePolicy):
             raise ValueError("the schedule policy needs a distill-gym ProcessEnv (it reads knobs and progress)")
         penv = self._process_env
         if schedule is None:
-            schedule = next((d for d in self.DEFAULT_SCHEDULES if set(d) <= set(penv.action_names)), self.DEFAULT_SCHEDULES[0])
+            schedule = next((d for d in self.DEFAULT_SCHEDULES if set(d) <= set(penv.knob_names)), self.DEFAULT_SCHEDULES[0])
         self.schedule = dict(schedule)
-        unknown = set(self.schedule) - set(penv.action_names)
+        unknown = set(self.schedule) - set(penv.knob_names)
         if unknown:
-            raise ValueError(f"schedule names unknown knobs {sorted(unknown)}; knobs are {list(penv.action_names)}")
+            raise ValueError(f"schedule names unknown knobs {sorted(unknown)}; knobs are {list(penv.knob_names)}")
         if "progress" not in penv.observation_names:
             raise ValueError("the schedule policy needs a 'progress' entry in the observation")
         self._progress_index = penv.observation_names.index("progress")

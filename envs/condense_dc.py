@@ -3,10 +3,8 @@ through the same generic env."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from distill_core.condense.dc import DCConfig, DCProcess
-from envs.process_env import ProcessEnv, build_config
+from envs.process_env import ProcessEnv
 
 
 class CondenseDCEnv(ProcessEnv):
@@ -49,7 +47,5 @@ class CondenseDCEnv(ProcessEnv):
     :class:`distill_core.condense.dc.DCConfig`.
     """
 
+    process_cls = DCProcess
     config_cls = DCConfig
-
-    def __init__(self, render_mode: str | None = None, reward_normalization: str | None = None, **config: Any) -> None:
-        super().__init__(DCProcess(build_config(DCConfig, config, "DC")), render_mode=render_mode, reward_normalization=reward_normalization)

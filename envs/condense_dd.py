@@ -3,10 +3,8 @@ through the same generic env."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from distill_core.condense.dd import DDConfig, DDProcess
-from envs.process_env import ProcessEnv, build_config
+from envs.process_env import ProcessEnv
 
 
 class CondenseDDEnv(ProcessEnv):
@@ -52,7 +50,5 @@ class CondenseDDEnv(ProcessEnv):
     :class:`distill_core.condense.dd.DDConfig`.
     """
 
+    process_cls = DDProcess
     config_cls = DDConfig
-
-    def __init__(self, render_mode: str | None = None, reward_normalization: str | None = None, **config: Any) -> None:
-        super().__init__(DDProcess(build_config(DDConfig, config, "DD")), render_mode=render_mode, reward_normalization=reward_normalization)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from distill_core.condense.dm import DMConfig, DMProcess
-from envs.process_env import ProcessEnv, build_config
+from envs.process_env import ProcessEnv
 
 
 class CondenseDMEnv(ProcessEnv):
@@ -47,7 +45,5 @@ class CondenseDMEnv(ProcessEnv):
     :class:`distill_core.condense.dm.DMConfig`.
     """
 
+    process_cls = DMProcess
     config_cls = DMConfig
-
-    def __init__(self, render_mode: str | None = None, reward_normalization: str | None = None, **config: Any) -> None:
-        super().__init__(DMProcess(build_config(DMConfig, config, "DM")), render_mode=render_mode, reward_normalization=reward_normalization)

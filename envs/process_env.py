@@ -9,14 +9,15 @@ the run's total gain (CompilerGym-style ``current − previous``).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from distill_core.process import KnobSpec, Stats
+from distill_core.process import KnobSpec, Stats, StepwiseProcess
 
 REWARD_NORMALIZATIONS = (None, "constant")
 
@@ -53,54 +54,74 @@ class Timings(Mapping[str, float]):
         return f"Timings({self._values})"
 
 
-def build_config(config_cls: type, kwargs: dict[str, Any], label: str) -> Any:
+def build_config(config_cls: type, kwargs: dict[str, Any]) -> Any:
     """``config_cls(**kwargs)``, refusing unknown names with a message that lists the known ones
     (what ``gymnasium.make(id, **kwargs)`` users mistype)."""
     known = set(config_cls.__dataclass_fields__)
     unknown = set(kwargs) - known
     if unknown:
-        raise TypeError(f"unknown {label} configuration {sorted(unknown)}; known: {sorted(known)}")
+        raise TypeError(f"unknown {config_cls.__name__} field(s) {sorted(unknown)}; known: {sorted(known)}")
     return config_cls(**kwargs)
 
 
 class ProcessEnv(gym.Env):
-    """A Gymnasium view of a step-wise distillation process.
+    """A Gymnasium view of any :class:`~distill_core.process.StepwiseProcess`.
 
-    :param process: any object with ``Knobs``, ``knob_specs``, ``observation_layout()``, ``reset(seed)``,
-        ``step(knobs)``, ``score()`` and ``done`` (see :mod:`distill_core.process`).
-    :param render_mode: ``None``, ``"ansi"`` (a text summary) or ``"rgb_array"`` (a grid of the process's
-        samples, if it offers ``render_samples()``).
+    Give it a process, or subclass it with ``process_cls`` and ``config_cls`` set (what every registered
+    id does): then the keyword arguments that are not the env's own build the configuration.
+
+    :param process: the process (``None``: built from ``config`` by ``process_cls(config_cls(**config))``).
+    :param render_mode: ``None``, ``"ansi"`` (a text summary) or ``"rgb_array"`` (the process's
+        ``render_samples()``: its samples, or a picture of its statistics).
     :param reward_normalization: ``None`` (raw score gain) or ``"constant"``: divide by the total gain the
-        constant paper-default policy achieves on the same seed (computed once per seed, cached), so
-        a return of 1.0 means "as good as the paper's setting".
+        constant paper-default policy achieves on the same run seed (one reference run per distinct run
+        seed, cached), so a return of 1.0 means "as good as the paper's setting".
     :param divergence_penalty: the (bounded) reward of the step on which the run diverged.
+    :param config: fields of ``config_cls`` (subclasses only).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    #: set by subclasses that build their process from keyword arguments
+    process_cls: ClassVar[type[StepwiseProcess] | None] = None
+    config_cls: ClassVar[type | None] = None
+    #: reference runs kept for ``reward_normalization="constant"`` (oldest dropped first)
+    REFERENCE_CACHE_SIZE = 4096
 
     def __init__(
         self,
-        process: Any,
+        process: StepwiseProcess | None = None,
         *,
         render_mode: str | None = None,
         reward_normalization: str | None = None,
         divergence_penalty: float = -1.0,
+        **config: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}: use one of {self.metadata['render_modes']} or None")
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"unknown reward_normalization {reward_normalization!r}: use one of {REWARD_NORMALIZATIONS}")
+        if process is None:
+            if self.process_cls is None or self.config_cls is None:
+                raise TypeError(f"{type(self).__name__} needs a process (or process_cls and config_cls set by a subclass)")
+            process = self.process_cls(build_config(self.config_cls, config))
+        elif config:
+            raise TypeError(f"configuration {sorted(config)} given together with a ready process")
+        if not isinstance(process, StepwiseProcess):
+            raise TypeError(f"process must be a StepwiseProcess, got {type(process).__name__}")
         self.process = process
         self.render_mode = render_mode
         self.reward_normalization = reward_normalization
         self.divergence_penalty = float(divergence_penalty)
         self.knob_specs: list[KnobSpec] = list(process.knob_specs)
-        self.action_names = tuple(spec.name for spec in self.knob_specs)
+        self.knob_names = tuple(spec.name for spec in self.knob_specs)
+        self.action_names = tuple(name for spec in self.knob_specs for name in spec.entry_names)
         names, low, high = process.observation_layout()
         self.observation_names = tuple(names)
-        self.action_space = spaces.Box(-1.0, 1.0, (len(self.knob_specs),), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
         self.observation_space = spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
-        self._reference_gain: dict[int, float] = {}
+        self._reference_gain: OrderedDict[int, float] = OrderedDict()
+        #: reference runs made so far (``reward_normalization="constant"``)
+        self.reference_runs = 0
         self._run_seed: int | None = None
         self._last_stats: Stats | None = None
 
@@ -112,11 +133,16 @@ class ProcessEnv(gym.Env):
             raise ValueError(f"action has shape {action.shape}, expected {self.action_space.shape} ({', '.join(self.action_names)})")
         if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or Inf: {action.tolist()} — check the policy's outputs")
-        return self.process.Knobs(**{spec.name: spec.from_unit(a) for spec, a in zip(self.knob_specs, action)})
+        values, at = {}, 0
+        for spec in self.knob_specs:
+            entries = tuple(spec.from_unit(a) for a in action[at : at + spec.size])
+            values[spec.name] = entries if spec.per_class else entries[0]
+            at += spec.size
+        return self.process.Knobs(**values)
 
     def action_from_knobs(self, knobs: Any) -> np.ndarray:
         """The action that selects ``knobs`` (the inverse mapping; used by scripted policies)."""
-        return np.array([spec.to_unit(getattr(knobs, spec.name)) for spec in self.knob_specs], dtype=np.float32)
+        return np.array([spec.to_unit(v) for spec in self.knob_specs for v in spec.values(knobs)], dtype=np.float32)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -125,7 +151,7 @@ class ProcessEnv(gym.Env):
         self._run_seed = int(self.np_random.integers(0, 2**31 - 1))
         stats = self.process.reset(self._run_seed)
         self._last_stats = stats
-        return stats.values.copy(), self._info(stats, knobs=None, reward=0.0)
+        return stats.values.copy(), self._info(stats, knobs=None)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._run_seed is None:
@@ -133,22 +159,20 @@ class ProcessEnv(gym.Env):
         knobs = self.knobs_from_action(action)
         stats = self.process.step(knobs)
         self._last_stats = stats
-        diverged = bool(stats.extras.get("diverged", False))
+        diverged = stats.diverged
         if diverged:
             reward = self.divergence_penalty
         else:
-            reward = float(stats.extras.get("gain", 0.0))
+            reward = float(stats.gain)
             if self.reward_normalization == "constant":
                 reward /= self._constant_policy_gain()
             if not math.isfinite(reward):
                 reward, diverged = self.divergence_penalty, True
         terminated = diverged
         truncated = bool(self.process.done) and not terminated
-        info = self._info(stats, knobs=knobs, reward=reward, diverged=diverged)
-        if (terminated or truncated) and hasattr(self.process, "final_metrics"):
-            final = self.process.final_metrics()  # reporting only (may use real test data)
-            info["final_metrics"] = {k: v for k, v in final.items() if "seconds" not in k}
-            info["timings"].update({k: v for k, v in final.items() if "seconds" in k})
+        info = self._info(stats, knobs=knobs, diverged=diverged)
+        if terminated or truncated:
+            info["final_metrics"] = self.process.final_metrics()  # reporting only (may use real test data)
         return stats.values.copy(), reward, terminated, truncated, info
 
     def render(self) -> str | np.ndarray | None:
@@ -164,24 +188,25 @@ class ProcessEnv(gym.Env):
         return self.process.render_samples()
 
     # ------------------------------------------------------------------ helpers
-    def _info(self, stats: Stats, *, knobs: Any, reward: float, diverged: bool = False) -> dict[str, Any]:
-        scalars = {k: v for k, v in stats.extras.items() if isinstance(v, (int, float, bool, str))}
-        info = {k: v for k, v in scalars.items() if "seconds" not in k}
-        info.update(run_seed=self._run_seed, diverged=diverged, stats=stats.as_dict(),
-                    timings=Timings({k: v for k, v in scalars.items() if "seconds" in k}))
+    def _info(self, stats: Stats, *, knobs: Any, diverged: bool = False) -> dict[str, Any]:
+        info = {k: v for k, v in stats.extras.items() if isinstance(v, (int, float, bool, str))}
+        info.update(run_seed=self._run_seed, diverged=diverged, stats=stats.as_dict(), timings=Timings(stats.timings))
         if knobs is not None:
-            info["knobs"] = {spec.name: float(getattr(knobs, spec.name)) for spec in self.knob_specs}
+            info["knobs"] = dict(zip(self.action_names, (v for spec in self.knob_specs for v in spec.values(knobs))))
         return info
 
     def _constant_policy_gain(self) -> float:
-        """Total gain of the paper-default policy on the current run seed (a run of its own, cached)."""
+        """Total gain of the paper-default policy on the current run seed: one reference run per distinct
+        run seed (cached, so replaying or re-evaluating a seed costs nothing more)."""
         seed = self._run_seed
         if seed not in self._reference_gain:
             reference = self.process.clone()
             reference.reset(seed)
-            initial = reference.score()
+            gain = 0.0
             while not reference.done:
-                reference.step(reference.Knobs())
-            gain = reference.score() - initial
+                gain += reference.step(reference.Knobs()).gain
+            self.reference_runs += 1
             self._reference_gain[seed] = gain if abs(gain) > 1e-8 else 1e-8
+            if len(self._reference_gain) > self.REFERENCE_CACHE_SIZE:
+                self._reference_gain.popitem(last=False)
         return abs(self._reference_gain[seed])

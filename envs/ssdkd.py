@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from distill_core.ssdkd.process import SSDKDConfig, SSDKDProcess
-from envs.process_env import ProcessEnv, build_config
+from envs.process_env import ProcessEnv
 
 
 class SSDKDEnv(ProcessEnv):
@@ -56,14 +54,5 @@ class SSDKDEnv(ProcessEnv):
     where ``config`` is any field of :class:`distill_core.ssdkd.process.SSDKDConfig`.
     """
 
+    process_cls = SSDKDProcess
     config_cls = SSDKDConfig
-
-    def __init__(
-        self,
-        render_mode: str | None = None,
-        reward_normalization: str | None = None,
-        divergence_penalty: float = -1.0,
-        **config: Any,
-    ) -> None:
-        super().__init__(SSDKDProcess(build_config(SSDKDConfig, config, "SSD-KD")), render_mode=render_mode,
-                         reward_normalization=reward_normalization, divergence_penalty=divergence_penalty)

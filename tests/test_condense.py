@@ -91,7 +91,7 @@ def test_condensation_observes_per_class_accuracy_and_reports_a_final_test_accur
     assert min(per_class) < max(per_class)  # some classes are harder: what per-class weights can act on
     process.step()
     final = process.final_metrics()
-    assert 0.5 < final["test_accuracy"] <= 1 and final["condense_seconds"] > 0
+    assert 0.5 < final["test_accuracy"] <= 1 and process.timings["update_seconds"] > 0
 
 
 def test_a_non_finite_dm_loss_is_flagged_and_the_images_are_kept(digits):
@@ -101,7 +101,7 @@ def test_a_non_finite_dm_loss_is_flagged_and_the_images_are_kept(digits):
     with torch.no_grad():
         process.x[0, 0, 0, 0] = float("nan")
     stats = process.step()
-    assert stats.extras["diverged"] and not np.isfinite(stats.extras["matching_loss"])
+    assert stats.diverged and not np.isfinite(stats.extras["matching_loss"])
     assert torch.equal(process.synthetic_set().x[1:], before[1:])  # no update was taken
 
 

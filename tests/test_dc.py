@@ -92,13 +92,13 @@ def test_dc_distance_falls_and_dsa_runs(digits):
     while not process.done:
         stats = process.step()
         distances.append(float(stats.values[:10].mean()))
-        assert not stats.extras["diverged"] and np.isfinite(stats.extras["matching_loss"])
+        assert not stats.diverged and np.isfinite(stats.extras["matching_loss"])
     assert np.mean(distances[-3:]) < 0.8 * np.mean(distances[:2])
     assert process.synthetic_set().method == "dc"
     dsa = DCProcess(dataclasses.replace(SMALL, iterations=2, dsa=True), data=digits)
     dsa.reset(0)
     while not dsa.done:
-        assert not dsa.step().extras["diverged"]
+        assert not dsa.step().diverged
     synthetic = dsa.synthetic_set()
     assert synthetic.method == "dsa" and synthetic.x.shape == (50, 1, 8, 8) and torch.isfinite(synthetic.x).all()
     assert synthetic.meta["outer_loop"] == 5 and synthetic.meta["dsa"] is True
@@ -135,15 +135,15 @@ def test_dc_knobs_are_checked_and_a_non_finite_loss_does_not_raise(digits):
     process.reset(0)
     with pytest.raises(ValueError, match="lr_scale=100.0 is outside"):
         process.step(process.Knobs(lr_scale=100.0))
-    with pytest.raises(ValueError, match="class_weight_3=0.1 is outside"):
-        process.step(process.Knobs(class_weight_3=0.1))
-    stats = process.step(process.Knobs(lr_scale=2.0, class_weight_0=4.0))
-    assert not stats.extras["diverged"]
+    with pytest.raises(ValueError, match="class_weights=.* is outside"):
+        process.step(process.Knobs(class_weights=(1.0,) * 3 + (0.1,) + (1.0,) * 6))
+    stats = process.step(process.Knobs(lr_scale=2.0, class_weights=(4.0,) + (1.0,) * 9))
+    assert not stats.diverged
     with torch.no_grad():
         process.x[0, 0, 0, 0] = float("nan")
     before = process.x.detach().clone()
     stats = process.step()
-    assert stats.extras["diverged"] and torch.allclose(process.x.detach(), before, equal_nan=True)
+    assert stats.diverged and torch.allclose(process.x.detach(), before, equal_nan=True)
 
 
 def test_eval_recipe_with_dsa_is_deterministic_and_changes_training(digits):

@@ -67,7 +67,7 @@ def test_dd_learns_from_noise_with_a_fixed_init(digits):
         losses.append(stats.extras["outer_loss"])
     assert stats.extras["score"] > start.extras["score"] + 0.3
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
-    assert not stats.extras["diverged"] and stats.extras["scored"]
+    assert not stats.diverged and stats.scored
     names, low, high = process.observation_layout()
     assert stats.names == names and len(names) == 10 + SMALL.inner_steps + 10 + 2  # loss, step sizes, confidence, progress, gain
     assert bool(np.all(stats.values >= low)) and bool(np.all(stats.values <= high))
@@ -144,8 +144,8 @@ def test_stepping_rules_and_divergence(digits):
         process.x[0, 0, 0, 0] = math.inf
     before = process.x.detach().clone()
     stats = process.step()
-    assert stats.extras["diverged"] and torch.equal(process.x.detach(), before)
-    process.step()
+    assert stats.diverged and torch.equal(process.x.detach(), before)
+    assert process.done  # a diverged run is over, as in every process
     with pytest.raises(RuntimeError, match="the run is over"):
         process.step()
 
@@ -160,6 +160,6 @@ def test_a_loss_spike_rolls_back_to_the_last_ordinary_iterate(digits):
     with torch.no_grad():
         process.raw_lrs.fill_(50.0)  # inner steps this long blow the network up: the outer loss spikes
     stats = process.step()
-    assert stats.extras["rolled_back"] and stats.extras["rollbacks"] == 1 and not stats.extras["diverged"]
+    assert stats.extras["rolled_back"] and stats.extras["rollbacks"] == 1 and not stats.diverged
     assert torch.equal(process.x.detach(), ordinary[0]) and torch.equal(process.raw_lrs.detach(), ordinary[1])
     assert not process.step().extras["rolled_back"]  # and the run goes on from there

@@ -1,7 +1,7 @@
-"""What every condensation method shares as a step-wise process: the run's lifecycle, the scoring
-cadence, the telescoping gain, the judge's per-class validation accuracy in the observation and the
-final report. A method adds how it starts (``_start``), what one outer update does (``_update``), how its set
-is judged (``_accuracy``) and its own per-class statistics (``_method_stats``).
+"""What every condensation method shares on top of the run lifecycle (:class:`StepwiseProcess`): the
+knobs, the scoring cadence, the judge's per-class validation accuracy in the observation, the final report
+and a picture of the set. A method adds how it starts (``_start``), what one outer update does
+(``_update``), how its set is judged (``_accuracy``) and its own per-class statistics (``_method_stats``).
 
     reset(seed) → _start(seed); score()
     step(knobs) → _update(knobs); every ``score_every`` updates (and after the last) score()
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from distill_core.common.device import resolve_device
+from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.condense.baselines import random_subset
 from distill_core.condense.dsa import dsa_seeded
@@ -26,15 +27,28 @@ from distill_core.condense.evaluator import PREDICT_BATCH, EvalRecipe, train_on_
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.kd import predict_logits
-from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_specs
+from distill_core.process import StatsBuilder, StepwiseProcess, knob
 
 
-def condense_knobs(num_classes: int, name: str, lr_doc: str, weight_doc: str) -> type:
-    """A knob class of a learning-rate multiplier and one loss weight per class (every condensation
-    method's action; the defaults are the published method)."""
-    fields = [("lr_scale", float, knob(1.0, 0.1, 10.0, "log", lr_doc))]
-    fields += [(f"class_weight_{c}", float, knob(1.0, 0.25, 4.0, "log", weight_doc.format(c=c))) for c in range(num_classes)]
-    return dataclasses.make_dataclass(name, fields, frozen=True)
+#: learning-rate schedules of the condensation methods (pixels; DD's step sizes too)
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class CondenseKnobs:
+    """What an agent sets every outer update of a condensation method (defaults: the published method)."""
+
+    lr_scale: float = knob(1.0, 0.1, 10.0, "log", "multiplier of the image learning rate")
+    class_weights: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "matching-loss weight of each class",
+                                                   per_class=True)
+
+
+def lr_decay(schedule: str, step: int, total: int) -> float:
+    """The factor of a learning rate at ``step`` of ``total``: 1 for ``constant``, ½(1 + cos(π·step/total))
+    for ``cosine`` (decays to 0 at the end)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {schedule!r}: use one of {LR_SCHEDULES}")
+    return 0.5 * (1.0 + math.cos(math.pi * step / total)) if schedule == "cosine" else 1.0
 
 
 def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, np.ndarray]:
@@ -51,82 +65,47 @@ def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) 
     return float(correct.mean()), (sums / counts).cpu().numpy().astype(np.float64)
 
 
-class CondensationProcess:
-    """The shared ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done`` of a condensation method.
+class CondensationProcess(StepwiseProcess):
+    """What every condensation method shares on top of :class:`~distill_core.process.StepwiseProcess`:
+    the data, the scoring cadence (``score_every``), the judge's per-class validation accuracy in the
+    observation, the final report and a picture of the set.
 
-    Subclasses set ``method`` and ``seed_prefix``, build ``self.Knobs`` and implement :meth:`_start`,
-    :meth:`_update`, :meth:`synthetic_set` and :meth:`_method_stats`. The default judge
-    (:meth:`_accuracy`) is the cheap evaluator: a ConvNet-3 of ``score_width`` trained for
-    ``score_epochs`` on the current set; DD replaces it with replaying its learned schedule.
+    Subclasses set ``method`` and ``seed_prefix`` and implement :meth:`_start`, :meth:`_update`,
+    :meth:`synthetic_set` and :meth:`_method_stats`. The default judge (:meth:`_accuracy`) is the cheap
+    evaluator: a ConvNet-3 of ``score_width`` trained for ``score_epochs`` on the current set; DD
+    replaces it with replaying its learned schedule.
     """
 
+    Knobs = CondenseKnobs
     method = "condense"
     #: prefix of the run's named seed streams (``<prefix>-init``, ``<prefix>-score``, ...)
     seed_prefix = "condense"
 
     def __init__(self, config: Any, *, data: DatasetSplits | None = None) -> None:
-        self.config = config
+        super().__init__(config)
         self.device = resolve_device(config.device)
         self.data = data if data is not None else load_dataset(config.dataset)
         self.num_classes = self.data.num_classes
-        self.Knobs = self._knobs_class()
-        self.knob_specs = knob_specs(self.Knobs)
         self._x_val = self.data.x_val.to(self.device)
-        self._seed: int | None = None
-        self.iteration = 0
-        self.seconds = 0.0
-        self._last_gain = 0.0
         self._class_accuracy = np.zeros(self.num_classes)
-
-    def _knobs_class(self) -> type:
-        return condense_knobs(self.num_classes, f"{self.seed_prefix.upper()}Knobs", "multiplier of the image learning rate",
-                              "matching-loss weight of class {c}")
-
-    # ------------------------------------------------------------------ lifecycle
-    def reset(self, seed: int) -> Stats:
-        self._seed = int(seed)
-        self.iteration = 0
-        self.seconds = 0.0
-        self._last_gain = 0.0
-        self._class_accuracy = np.zeros(self.num_classes)
-        self._start(self._seed)
-        self._score = self.score()
-        return self.stats({"score": self._score})
 
     @property
-    def done(self) -> bool:
-        return self._seed is not None and self.iteration >= self.config.iterations
+    def budget(self) -> int:
+        return self.config.iterations
 
-    def step(self, knobs: Any = None) -> Stats:
-        if self._seed is None:
-            raise RuntimeError("call reset(seed) before step()")
-        if self.done:
-            raise RuntimeError("the run is over: call reset(seed) to start another")
-        knobs = knobs if knobs is not None else self.Knobs()
-        check_knobs(knobs, self.Knobs, self.knob_specs)
-        start = time.perf_counter()
-        with torch.enable_grad():
-            extras = self._update(knobs)
-        self.seconds += time.perf_counter() - start
-        self.iteration += 1
-        previous = self._score
-        scored = self.iteration % self.config.score_every == 0 or self.done
-        if scored:
-            self._score = self.score()
-        self._last_gain = self._score - previous
-        return self.stats({"score": self._score, "scored": scored, "gain": self._last_gain, **extras,
-                           "update_seconds": self.seconds})
+    @property
+    def iteration(self) -> int:
+        """Outer updates taken in this run."""
+        return self.steps_taken
+
+    def _scores_after_step(self) -> bool:
+        return self.steps_taken % self.config.score_every == 0
+
+    def class_weights(self, knobs: Any) -> np.ndarray:
+        """The per-class weights of ``knobs`` (every class at 1 when unset)."""
+        return np.asarray(knobs.class_weights if knobs.class_weights is not None else [1.0] * self.num_classes)
 
     # ------------------------------------------------------------------ what a method provides
-    def _start(self, seed: int) -> None:
-        """Build the run's synthetic set, optimiser and per-class statistics from ``seed``."""
-        raise NotImplementedError
-
-    def _update(self, knobs: Any) -> dict[str, Any]:
-        """One outer update; returns the step's extras, with at least ``diverged`` (a non-finite loss:
-        the update is skipped and the env ends the episode)."""
-        raise NotImplementedError
-
     def synthetic_set(self) -> SyntheticSet:
         raise NotImplementedError
 
@@ -168,31 +147,23 @@ class CondensationProcess:
         return self._accuracy("val")
 
     def final_metrics(self) -> dict[str, float]:
-        """The same judge on the real test split, and the time spent updating: for reporting only."""
-        return {"test_accuracy": self._accuracy("test"), "condense_seconds": self.seconds}
+        """The same judge on the real test split: for reporting only."""
+        return {"test_accuracy": self._accuracy("test")}
+
+    def render_samples(self) -> np.ndarray:
+        """The current synthetic set, sorted by class (the data set's pixel range)."""
+        if self._seed is None:
+            raise RuntimeError("call reset(seed) before rendering")
+        synthetic = self.synthetic_set()
+        return sample_frame(self.data.denormalize(synthetic.x), synthetic.y)
 
     # ------------------------------------------------------------------ observation
-    def _builder(self) -> StatsBuilder:
-        builder = StatsBuilder()
+    def _observe(self, builder: StatsBuilder) -> None:
         self._method_stats(builder)
         builder.extend("val_accuracy", self._class_accuracy)  # of the last scored judge, per class
-        builder.add("progress", self.iteration / self.config.iterations)
-        builder.add("last_gain", math.tanh(self._last_gain), -1.0, 1.0)
-        return builder
-
-    def observation_layout(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-        stats = self._builder().build()
-        return stats.names, stats.low, stats.high
-
-    def stats(self, extras: dict[str, Any] | None = None) -> Stats:
-        return self._builder().build(extras)
 
     def clone(self) -> CondensationProcess:
         return type(self)(self.config, data=self.data)
-
-
-#: learning-rate schedules of the matching methods' pixels
-LR_SCHEDULES = ("constant", "cosine")
 
 
 class MatchingProcess(CondensationProcess):
@@ -215,11 +186,9 @@ class MatchingProcess(CondensationProcess):
         self._distances = np.zeros(self.num_classes)
 
     def _image_lr(self, knobs: Any) -> float:
-        """This update's learning rate of the pixels: ``lr_images × lr_scale``, times ½(1 + cos(π t / T))
-        with ``lr_schedule="cosine"`` (t: updates taken, T: ``iterations``)."""
+        """This update's learning rate of the pixels: ``lr_images × lr_scale × lr_decay`` (see :func:`lr_decay`)."""
         cfg = self.config
-        decay = 0.5 * (1.0 + math.cos(math.pi * self.iteration / cfg.iterations)) if cfg.lr_schedule == "cosine" else 1.0
-        return cfg.lr_images * knobs.lr_scale * decay
+        return cfg.lr_images * knobs.lr_scale * lr_decay(cfg.lr_schedule, self.iteration, cfg.iterations)
 
     def _real_batch(self, c: int) -> torch.Tensor:
         """``real_batch`` real training images of class ``c``, drawn without replacement from the run's stream."""

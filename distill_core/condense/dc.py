@@ -37,6 +37,7 @@ from distill_core.condense.evaluator import CHUNK, backward_in_chunks, has_batch
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
+from distill_core.process import Update
 
 #: DC's (outer_loop, inner_loop) per images per class (``get_loops`` in the DC code).
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -202,7 +203,7 @@ class DCProcess(MatchingProcess):
         with seeded(0):  # fail here, not at the first step, if the network cannot take the data
             build_model(config.net_arch, input_shape=self.data.input_shape, num_classes=self.num_classes, **self._net_kwargs)
 
-    def _update(self, knobs: Any) -> dict[str, Any]:
+    def _update(self, knobs: Any) -> Update:
         """One outer iteration: the mean (over outer loops) weighted matching loss; a non-finite loss or
         gradient skips its image update and ends the iteration there (``diverged``)."""
         cfg = self.config
@@ -215,7 +216,7 @@ class DCProcess(MatchingProcess):
         rows = sum(p.shape[0] for p in params if p.dim() > 1)  # the distance lies in [0, 2 × rows]
         for group in self._optimizer.param_groups:
             group["lr"] = self._image_lr(knobs)
-        weights = [getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)]
+        weights = self.class_weights(knobs).tolist()
         distances = np.zeros(self.num_classes)
         losses: list[float] = []
         diverged = False
@@ -242,7 +243,7 @@ class DCProcess(MatchingProcess):
             self._train_net(net, net_optimizer)
         if not diverged:
             self._distances = distances
-        return {"matching_loss": float(np.mean(losses)), "diverged": diverged}
+        return Update(diverged=diverged, extras={"matching_loss": float(np.mean(losses))})
 
     def _train_net(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """``inner_loop`` epochs of plain SGD on the (detached) synthetic set (per-image DSA with ``dsa``)."""

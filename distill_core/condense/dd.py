@@ -37,20 +37,19 @@ from torch.func import functional_call
 
 from distill_core.common.device import resolve_device
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
-from distill_core.condense.base import CondensationProcess, condense_knobs
+from distill_core.condense.base import LR_SCHEDULES, CondenseKnobs, CondensationProcess, lr_decay
 from distill_core.condense.baselines import random_subset
 from distill_core.condense.evaluator import PREDICT_BATCH
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.kd import evaluate
 from distill_core.models import build_model
-from distill_core.process import StatsBuilder
+from distill_core.process import StatsBuilder, Update, knob
 
 #: Networks DD may unroll: stateless ones (no BatchNorm running statistics), so a functional unroll is exact.
 DD_ARCHS = ("convnet3_in",)
 INITS = ("fixed", "random")
 IMAGE_INITS = ("noise", "real")
-LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -261,6 +260,15 @@ def evaluate_dd(synthetic: SyntheticSet, data: DatasetSplits, *, num_models: int
 
 
 # ---------------------------------------------------------------------- the process
+@dataclass(frozen=True)
+class DDKnobs(CondenseKnobs):
+    """DD's knobs: the condensation knobs, acting on both learning rates and on the outer loss."""
+
+    lr_scale: float = knob(1.0, 0.1, 10.0, "log", "multiplier of the images' and step sizes' learning rates")
+    class_weights: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "outer-loss weight of each real class",
+                                                   per_class=True)
+
+
 class DDProcess(CondensationProcess):
     """Dataset distillation as ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done``.
 
@@ -269,6 +277,7 @@ class DDProcess(CondensationProcess):
     test split. It costs one replay of the unroll and a pass over the validation set per initialisation.
     """
 
+    Knobs = DDKnobs
     method = "dd"
     seed_prefix = "dd"
 
@@ -279,9 +288,6 @@ class DDProcess(CondensationProcess):
         self._losses = np.zeros(self.num_classes)
         self.raw_lrs: torch.Tensor | None = None
 
-    def _knobs_class(self) -> type:
-        return condense_knobs(self.num_classes, "DDKnobs", "multiplier of the images' and step sizes' learning rates",
-                              "outer-loss weight of real class {c}")
 
     def _start(self, seed: int) -> None:
         cfg = self.config
@@ -313,12 +319,13 @@ class DDProcess(CondensationProcess):
         cfg = self.config
         return _build_net(cfg.net_arch, cfg.net_width, cfg.net_depth, self.data, seed, self.device)
 
-    def _update(self, knobs: Any) -> dict[str, Any]:
+    def _update(self, knobs: Any) -> Update:
         """One outer update; a non-finite loss or gradient leaves images and step sizes untouched
         (``diverged``), a loss spike (see ``spike_guard``) restores the last ordinary iterate."""
         loss, rolled_back = self._outer_update(knobs)
-        return {"outer_loss": loss, "diverged": not math.isfinite(loss), "rolled_back": rolled_back,
-                "rollbacks": self.rollbacks, "mean_step_size": float(self.learned_lrs().mean())}
+        return Update(diverged=not math.isfinite(loss), extras={
+            "outer_loss": loss, "rolled_back": rolled_back, "rollbacks": self.rollbacks,
+            "mean_step_size": float(self.learned_lrs().mean())})
 
     def _outer_update(self, knobs: Any) -> tuple[float, bool]:
         """The weighted outer loss and whether the update was rolled back instead of taken."""
@@ -330,8 +337,7 @@ class DDProcess(CondensationProcess):
             theta0 = _params_of(net)
         pick = torch.randint(len(self._y_train), (cfg.real_batch,), generator=self._gen).to(self.device)
         x_real, y_real = self._x_train[pick], self._y_train[pick]
-        weights = torch.tensor([getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)],
-                               dtype=x_real.dtype, device=self.device)
+        weights = torch.tensor(self.class_weights(knobs), dtype=x_real.dtype, device=self.device)
         loss, per_sample = unrolled_loss(net, theta0, self.x, self.y, F.softplus(self.raw_lrs), x_real, y_real,
                                          steps=cfg.steps, class_weights=weights)
         value = float(loss.detach())
@@ -357,7 +363,7 @@ class DDProcess(CondensationProcess):
         sums = torch.zeros(self.num_classes, dtype=per_sample.dtype, device=self.device).index_add_(0, y_real, per_sample)
         present = (counts > 0).cpu().numpy()
         self._losses[present] = (sums / counts.clamp(min=1)).cpu().numpy()[present]
-        decay = 0.5 * (1.0 + math.cos(math.pi * self.iteration / cfg.iterations)) if cfg.lr_schedule == "cosine" else 1.0
+        decay = lr_decay(cfg.lr_schedule, self.iteration, cfg.iterations)
         for group, base in zip(self._optimizer.param_groups, self._base_lrs):
             group["lr"] = base * knobs.lr_scale * decay
         if cfg.spike_guard > 0:  # this iterate's loss is ordinary: the one to come back to

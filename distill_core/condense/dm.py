@@ -28,6 +28,7 @@ from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
 from distill_core.condense.evaluator import CHUNK, has_batchnorm
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
+from distill_core.process import Update
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class DMProcess(MatchingProcess):
     def __init__(self, config: DMConfig | None = None, *, data: DatasetSplits | None = None) -> None:
         super().__init__(config or DMConfig(), data=data)
 
-    def _update(self, knobs: Any) -> dict[str, Any]:
+    def _update(self, knobs: Any) -> Update:
         cfg = self.config
         with seeded(derive_seed(self._seed, "dm-net", self.iteration)):
             net = build_model(cfg.net_arch, input_shape=self.data.input_shape, num_classes=self.num_classes,
@@ -127,18 +128,19 @@ class DMProcess(MatchingProcess):
         net.requires_grad_(False)  # never trained: only a random feature map
         loss = torch.zeros((), device=self.device)
         distances = np.zeros(self.num_classes)
+        weights = self.class_weights(knobs).tolist()
         for c in range(self.num_classes):
             real, syn = self._siamese(self._real_batch(c), self.x[self.y == c])
             distance = ((mean_embedding(net, real) - net.embed(syn).mean(0)) ** 2).sum()
             distances[c] = float(distance.detach())
-            loss = loss + getattr(knobs, f"class_weight_{c}") * distance
+            loss = loss + weights[c] * distance
         value = float(loss.detach())
         if not math.isfinite(value):  # skip the update; the env ends the episode
-            return {"matching_loss": value, "diverged": True}
+            return Update(diverged=True, extras={"matching_loss": value})
         self._distances = distances / (1.0 + distances)  # squashed to [0, 1)
         for group in self._optimizer.param_groups:
             group["lr"] = self._image_lr(knobs)
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
-        return {"matching_loss": value, "diverged": False}
+        return Update(extras={"matching_loss": value})

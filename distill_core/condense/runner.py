@@ -75,7 +75,7 @@ def run_condensation(method: str, *, dataset: str, images_per_class: int, seed: 
             stats = process.step()
             condense_seconds += time.perf_counter() - tick
             bar.update()
-            if "score" in stats.extras and stats.extras.get("scored", True):
+            if stats.scored:
                 curve.append({"iteration": process.iteration, "seconds": condense_seconds, "score": stats.extras["score"]})
                 bar.set_postfix(val=f"{stats.extras['score']:.3f}")
         bar.close()

@@ -1,6 +1,6 @@
 """SSD-KD — Small Scale Data-Free Knowledge Distillation (Liu et al., CVPR 2024) — as a step-wise process.
 
-The paper published no code; this is our reconstruction (``../shared/DESIGN.md`` §3). One round:
+The paper published no code; this is our reconstruction (``docs/design.md``). One round:
 
 1. **Targets.** Draw ``b`` target classes, favouring classes the replay buffer lacks.
 2. **Inversion.** ``g_steps`` Adam steps on the generator and a fresh latent batch, minimising
@@ -23,9 +23,7 @@ set of measurements. Running the paper's setting is::
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,12 +33,13 @@ import torch.nn.functional as F
 
 from distill_core.augment import MIX_MODES, augment_batch, mix_batch
 from distill_core.common.device import resolve_device
+from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.inversion import BatchNormStatsLoss, Generator, adversarial_term, total_variation
 from distill_core.kd import evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
-from distill_core.process import Stats, StatsBuilder, check_knobs, knob, knob_specs
+from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
 from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
@@ -51,25 +50,22 @@ SCORES = ("probe_kl", "val_accuracy")
 
 @dataclass(frozen=True)
 class SSDKDKnobs:
-    """What an agent (or the paper) sets every round. Defaults are the paper-style constants."""
+    """What an agent (or the paper) sets every round. Defaults are the paper-style constants.
+
+    The configuration decides which an agent sees: the first four always, ``class_weights`` with
+    ``class_knobs=True``, ``replace_fraction`` with ``replace_knob=True``; the others stay at their default.
+    """
 
     alpha: float = knob(0.6, 0.0, 1.0, doc="priority exponent: P(i) ∝ p_i^α (0 = uniform)")
     beta: float = knob(0.4, 0.0, 1.0, doc="importance-sampling correction (1 = full)")
     gamma: float = knob(1.0, 0.0, 4.0, doc="difficulty focus of φ_diff = (1 − p_T(y|x))^γ")
     diversity: float = knob(1.0, 0.0, 2.0, doc="diversity strength of φ_div and of the target draw")
+    class_weights: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "target weight of each class", per_class=True)
+    replace_fraction: float = knob(1.0, 0.1, 1.0, doc="share of the round's batch synthesised and inserted")
 
 
-def _extended_knobs(num_classes: int, class_knobs: bool, replace_knob: bool) -> type:
-    """The knob class for a configuration: the four base knobs, plus optional per-class target weights
-    (log scale, 1/4 … 4) and the fraction of a round's batch that is synthesised and inserted."""
-    if not class_knobs and not replace_knob:
-        return SSDKDKnobs
-    extra: list[tuple[str, type, Any]] = []
-    if class_knobs:
-        extra += [(f"class_weight_{c}", float, knob(1.0, 0.25, 4.0, "log", f"target weight of class {c}")) for c in range(num_classes)]
-    if replace_knob:
-        extra.append(("replace_fraction", float, knob(1.0, 0.1, 1.0, doc="share of the round's batch synthesised and inserted")))
-    return dataclasses.make_dataclass("SSDKDKnobsExtended", extra, bases=(SSDKDKnobs,), frozen=True)
+#: the knobs every SSD-KD env exposes; the configuration may add ``class_weights`` and ``replace_fraction``
+BASE_KNOBS = ("alpha", "beta", "gamma", "diversity")
 
 
 @dataclass(frozen=True)
@@ -214,17 +210,15 @@ def real_kd_config(config: SSDKDConfig, samples: int | None = None) -> SSDKDConf
 
 @dataclass
 class RunTotals:
-    """Cumulative measurements of a run."""
+    """Cumulative counts of a run (its times are the lifecycle's ``timings``)."""
 
-    synthesis_seconds: float = 0.0
-    kd_seconds: float = 0.0
     samples_made: int = 0
     skipped_rounds: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-class SSDKDProcess:
-    """SSD-KD as ``reset(seed)`` / ``step(knobs)`` / ``score()`` / ``done`` (see the module docstring).
+class SSDKDProcess(StepwiseProcess):
+    """SSD-KD on the run lifecycle of :class:`~distill_core.process.StepwiseProcess` (see the module docstring).
 
     Teacher and data are loaded once per process and shared by every run; ``reset`` re-initialises
     what the algorithm re-initialises (student, generator, buffer, probe set, optimisers).
@@ -234,8 +228,11 @@ class SSDKDProcess:
     :param data: an already loaded data set.
     """
 
+    Knobs = SSDKDKnobs
+
     def __init__(self, config: SSDKDConfig | None = None, *, teacher: Teacher | None = None, data: DatasetSplits | None = None) -> None:
-        self.config = config = config or SSDKDConfig()
+        super().__init__(config or SSDKDConfig())
+        config = self.config
         self.device = resolve_device(config.device)
         self.data = data if data is not None else load_dataset(config.dataset, seed=config.teacher_seed)
         self.teacher = teacher or get_teacher(
@@ -245,19 +242,28 @@ class SSDKDProcess:
         self.teacher.model.to(self.device)
         self.student_arch = config.student_arch or DEFAULT_STUDENTS[self.teacher.spec.arch]
         self.num_classes = self.data.num_classes
-        self.Knobs = _extended_knobs(self.num_classes, config.class_knobs, config.replace_knob)
-        self.knob_specs = knob_specs(self.Knobs)
-        self._seed: int | None = None
+        self.totals = RunTotals()
+        self.buffer: ReplayBuffer | None = None
+        self._probe = {"agreement": 0.0, "kl": 0.0}
+
+    @property
+    def budget(self) -> int:
+        return self.config.rounds
+
+    @property
+    def round(self) -> int:
+        """Rounds run so far."""
+        return self.steps_taken
+
+    def exposed_knobs(self) -> tuple[str, ...]:
+        cfg = self.config
+        return BASE_KNOBS + (("class_weights",) if cfg.class_knobs else ()) + (("replace_fraction",) if cfg.replace_knob else ())
 
     # ------------------------------------------------------------------ run lifecycle
-    def reset(self, seed: int) -> Stats:
-        """Start a fresh run whose every random choice follows from ``seed``."""
+    def _start(self, seed: int) -> None:
+        """A fresh run whose every random choice follows from ``seed``."""
         cfg = self.config
-        self._seed = int(seed)
-        self.round = 0
-        self.diverged = False
         self.totals = RunTotals()
-        self._last_gain = 0.0
         self._torch_gen = torch_generator(derive_seed(seed, "torch"), self.device)
         self._np_rng = np.random.default_rng(derive_seed(seed, "numpy"))
         with seeded(derive_seed(seed, "student-init")):
@@ -269,64 +275,30 @@ class SSDKDProcess:
         self.buffer = ReplayBuffer(cfg.buffer_capacity, self.data.input_shape, self.num_classes, device=self.device, evict=cfg.evict)
         if cfg.synthesis == "real":
             self._real_order = torch.randperm(len(self.data.x_train), generator=torch_generator(derive_seed(seed, "real-subset")))
-        with torch.enable_grad():  # the probe is inverted, whatever the caller's grad mode
-            self._make_probe(seed)
+        self._make_probe(seed)
         self._probe = self._evaluate_probe()
-        self._score = self.score()
-        return self.stats(extras={"score": self._score})
 
-    @property
-    def done(self) -> bool:
-        """The budget is spent, or the student diverged."""
-        return self._seed is not None and (self.round >= self.config.rounds or self.diverged)
-
-    def step(self, knobs: SSDKDKnobs | None = None) -> Stats:
-        """Run one round under ``knobs`` (default: the paper's constants) and return the new statistics.
-
-        A non-finite inversion loss skips the round's synthesis (the generator is re-initialised and
-        ``extras["skipped"]`` is set); a non-finite KD loss marks the run diverged (``extras["diverged"]``)
-        and ends it. Neither raises.
-        """
-        if self._seed is None:
-            raise RuntimeError("call reset(seed) before step()")
-        if self.done:
-            raise RuntimeError("the run is over (budget spent or diverged): call reset(seed) to start another")
-        knobs = knobs if knobs is not None else self.Knobs()
-        check_knobs(knobs, self.Knobs, self.knob_specs)
+    def _update(self, knobs: SSDKDKnobs) -> Update:
+        """One round under ``knobs``. A non-finite inversion loss skips the round's synthesis (the
+        generator is re-initialised and ``extras["skipped"]`` is set); a non-finite KD loss ends the run
+        as diverged. Neither raises."""
         cfg = self.config
-        n_new = cfg.synth_batch
-        if cfg.replace_knob:
-            n_new = max(1, round(knobs.replace_fraction * cfg.synth_batch))
-
-        with torch.enable_grad():  # callers may step under no_grad (SB3's ARS does); the round trains
-            return self._round(knobs, n_new)
-
-    def _round(self, knobs: SSDKDKnobs, n_new: int) -> Stats:
-        start = time.perf_counter()
-        x_new, t_logits, skipped, synth_info = self._synthesize_round(knobs, n_new)
-        if not skipped:
-            self.buffer.add(x_new, t_logits)
-            self.totals.samples_made += len(x_new)
-        else:
-            self.totals.skipped_rounds += 1
-        synth_seconds = time.perf_counter() - start
-
-        start = time.perf_counter()
-        kd_info = self._distill(knobs)
-        kd_seconds = time.perf_counter() - start
-
-        self.totals.synthesis_seconds += synth_seconds
-        self.totals.kd_seconds += kd_seconds
-        self.round += 1
-        previous = self._score
-        if not self.diverged:
+        n_new = max(1, round(knobs.replace_fraction * cfg.synth_batch))
+        with self.timed("synthesis"):
+            x_new, t_logits, skipped, synth_info = self._synthesize_round(knobs, n_new)
+            if not skipped:
+                self.buffer.add(x_new, t_logits)
+                self.totals.samples_made += len(x_new)
+            else:
+                self.totals.skipped_rounds += 1
+        with self.timed("kd"):
+            kd_info, diverged = self._distill(knobs)
+        if not diverged:
             self._probe = self._evaluate_probe()
-            self._score = self.score()
-        self._last_gain = self._score - previous
-        record = {"round": self.round, "score": self._score, "gain": self._last_gain, "synthesis_seconds": synth_seconds,
-                  "kd_seconds": kd_seconds, **synth_info, **kd_info}
+        record = {"round": self.round + 1, "samples_made": self.totals.samples_made, **synth_info, **kd_info}
         self.totals.history.append(record)
-        return self.stats(extras={"skipped": skipped, "diverged": self.diverged, **record})
+        return Update(diverged=diverged, extras={"skipped": skipped, "probe_agreement": self._probe["agreement"],
+                                                 "probe_kl": self._probe["kl"], **record})
 
     def score(self) -> float:
         """``−KL(T ‖ S)`` on the probe set (default, data-free) or student validation accuracy (research
@@ -338,59 +310,32 @@ class SSDKDProcess:
     def _evaluate_probe(self) -> dict[str, float]:
         return evaluate(self.student, self._probe_x, teacher_logits=self._probe_logits)
 
-    def stats(self, extras: dict[str, Any] | None = None) -> Stats:
-        """The observation: replay-buffer statistics, student–teacher agreement and KL on the probe,
-        progress and the last gain — every entry bounded."""
-        probe = self._probe
-        builder = self._stats_builder(self.buffer.stats().as_vector(), probe["agreement"], probe["kl"],
-                                      self.round / self.config.rounds, self._last_gain)
-        return builder.build({"probe_agreement": probe["agreement"], "probe_kl": probe["kl"],
-                              "synthesis_seconds_total": self.totals.synthesis_seconds,
-                              "kd_seconds_total": self.totals.kd_seconds, "samples_made": self.totals.samples_made,
-                              **(extras or {})})
+    def _observe(self, builder: StatsBuilder) -> None:
+        """Replay-buffer statistics, student–teacher agreement and KL on the probe (zeros before a run)."""
+        names = BufferStats.names(self.num_classes)
+        vector = self.buffer.stats().as_vector() if self.buffer is not None else np.zeros(len(names))
+        for name, value in zip(names, vector):
+            builder.add(f"buffer/{name}", value)
+        builder.add("probe/agreement", self._probe["agreement"])
+        builder.add("probe/kl", self._probe["kl"] / (1.0 + self._probe["kl"]))  # squashed to [0, 1)
 
     def final_metrics(self) -> dict[str, float]:
         """The student on the real test split (accuracy, agreement, KL): for reporting only, never a reward."""
         metrics = evaluate(self.student, self.data.x_test.to(self.device), self.data.y_test, self.teacher.model)
-        return {f"test_{k}": v for k, v in metrics.items()} | {
-            "synthesis_seconds": self.totals.synthesis_seconds, "kd_seconds": self.totals.kd_seconds,
-            "samples_made": self.totals.samples_made}
-
-    def _stats_builder(self, buffer_vector: np.ndarray, agreement: float, kl: float, progress: float, gain: float) -> StatsBuilder:
-        builder = StatsBuilder()
-        for name, value in zip(BufferStats.names(self.num_classes), buffer_vector):
-            builder.add(f"buffer/{name}", value)
-        builder.add("probe/agreement", agreement)
-        builder.add("probe/kl", kl / (1.0 + kl))  # squashed to [0, 1)
-        builder.add("progress", progress)
-        builder.add("last_gain", math.tanh(gain), -1.0, 1.0)
-        return builder
-
-    def observation_layout(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-        """Names and bounds of the statistics vector, known before any run starts."""
-        length = len(BufferStats.names(self.num_classes))
-        stats = self._stats_builder(np.zeros(length), 0.0, 0.0, 0.0, 0.0).build()
-        return stats.names, stats.low, stats.high
+        return {f"test_{k}": v for k, v in metrics.items()} | {"samples_made": self.totals.samples_made}
 
     def clone(self) -> SSDKDProcess:
         """A new process with the same configuration, sharing the (frozen) teacher and the data."""
         return SSDKDProcess(self.config, teacher=self.teacher, data=self.data)
 
     def render_samples(self, max_samples: int = 64) -> np.ndarray:
-        """A grid (H, W, 3) uint8 of buffer samples, sorted by predicted class (for ``render``)."""
-        from torchvision.utils import make_grid
-
+        """A grid (H, W, 3) uint8 of buffer samples (the probe before any), sorted by predicted class."""
         if self._seed is None:
             raise RuntimeError("call reset(seed) before rendering")
         x, classes = self.buffer.contents()
         if len(x) == 0:
             x, classes = self._probe_x, self._probe_logits.argmax(1)
-        order = torch.argsort(classes.cpu(), stable=True)[:max_samples]
-        images = self.data.denormalize(x[order.to(x.device)].cpu()).clamp(0, 1)
-        if images.dim() != 4:  # 1-D signals: draw nothing fancy, show them as a one-row image each
-            images = images.reshape(len(images), 1, 1, -1)
-        grid = make_grid(images, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1, pad_value=1.0)
-        return (grid.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        return sample_frame(self.data.denormalize(x.cpu()), classes.cpu(), max_samples)
 
     # ------------------------------------------------------------------ synthesis
     def _new_generator(self) -> None:
@@ -404,7 +349,7 @@ class SSDKDProcess:
         cfg = self.config
         share = smoothed_histogram(self.buffer.class_counts())
         strength = knobs.diversity if cfg.use_diversity else 0.0
-        weights = np.array([getattr(knobs, f"class_weight_{c}") for c in range(self.num_classes)]) if cfg.class_knobs else None
+        weights = None if knobs.class_weights is None else np.asarray(knobs.class_weights)
         probs = torch.as_tensor(target_distribution(share, strength, weights), dtype=torch.float32, device=self.device)
         return torch.multinomial(probs, n, replacement=True, generator=self._torch_gen)
 
@@ -484,10 +429,11 @@ class SSDKDProcess:
         self._probe_logits = predict_logits(self.teacher.model, self._probe_x)
 
     # ------------------------------------------------------------------ distillation
-    def _distill(self, knobs: SSDKDKnobs) -> dict[str, float]:
+    def _distill(self, knobs: SSDKDKnobs) -> tuple[dict[str, float], bool]:
+        """``kd_steps`` student updates; returns the mean KD loss and whether a loss became non-finite."""
         cfg = self.config
         if len(self.buffer) == 0:
-            return {"kd_loss": float("nan")}
+            return {"kd_loss": float("nan")}, False
         alpha = knobs.alpha if cfg.use_priority else 0.0
         beta = knobs.beta if cfg.use_priority else 0.0
         augmenting = cfg.kd_max_shift > 0 or cfg.kd_hflip or cfg.kd_mix != "none"
@@ -504,8 +450,7 @@ class SSDKDProcess:
             per_sample = kd_loss(self.student(x), t_logits, cfg.temperature, reduction="none")
             loss = (batch.weights * per_sample).mean()
             if not torch.isfinite(loss):
-                self.diverged = True
-                return {"kd_loss": float("nan")}
+                return {"kd_loss": float("nan")}, True
             self._kd_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._kd_optimizer.step()
@@ -513,4 +458,4 @@ class SSDKDProcess:
             if cfg.use_priority:
                 self.buffer.update_priorities(batch.indices, per_sample.detach() / cfg.temperature**2)
             total += loss.item()
-        return {"kd_loss": total / cfg.kd_steps}
+        return {"kd_loss": total / cfg.kd_steps}, False
