@@ -68,6 +68,7 @@ class CondensationProcess:
         self.config = config
         self.device = resolve_device(config.device)
         self.data = data if data is not None else load_dataset(config.dataset)
+        config.check_fits(self.data)  # an oversized set is refused here, not when reset allocates it
         self.num_classes = self.data.num_classes
         self.Knobs = self._knobs_class()
         self.knob_specs = knob_specs(self.Knobs)
