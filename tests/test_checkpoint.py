@@ -149,7 +149,7 @@ def test_file_mode_follows_the_umask(tmp_path, umask, mode):
 def test_nan_saved_legitimately_loads_but_check_tensor_refuses_it(tmp_path):
     path = atomic_save({"format": "x/v1", "w": torch.tensor([1.0, float("nan"), float("inf")])}, tmp_path / "c.pt")
     w = load_checkpoint(path, expected_format="x/v1")["w"]  # the checksum is valid: the file is what was saved
-    with pytest.raises(CheckpointError, match=r"^f\.pt: w has 2 non-finite values of 3 \(1 NaN, 1 ±Inf\); fix it$"):
+    with pytest.raises(CheckpointError, match=r"^f\.pt: w has non-finite values: 2 of 3 \(1 NaN, 1 ±Inf\); fix it$"):
         check_tensor(w, what="w", where="f.pt", fix="fix it")
     assert check_tensor(w, what="w", where="f.pt", fix="fix it", finite=False) is w
 

@@ -100,8 +100,8 @@ def test_non_finite_teacher_weights_are_refused(digits, seed, value, problem):
     bias = teacher.model.state_dict()["classifier.bias"].clone()
     bias[3] = value
     resave(teacher.path, **{"classifier.bias": bias})
-    with pytest.raises(CheckpointError, match=rf"{teacher.path.name}: state_dict\['classifier.bias'\] has 1 non-finite "
-                                              rf"values of 10 \({problem}\); delete .*rebuild=True"):
+    with pytest.raises(CheckpointError, match=rf"{teacher.path.name}: state_dict\['classifier.bias'\] has non-finite "
+                                              rf"values: 1 of 10 \({problem}\); delete .*rebuild=True"):
         cached(digits, seed)
 
 

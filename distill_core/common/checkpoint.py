@@ -209,6 +209,5 @@ def check_tensor(
         bad = ~torch.isfinite(value.detach())
         if bool(bad.any()):
             nan = int(torch.isnan(value.detach()).sum())
-            raise fail(f"has {int(bad.sum())} non-finite values of {value.numel()} ({nan} NaN, "
-                       f"{int(bad.sum()) - nan} ±Inf)")
+            raise fail(f"has non-finite values: {int(bad.sum())} of {value.numel()} ({nan} NaN, {int(bad.sum()) - nan} ±Inf)")
     return value
