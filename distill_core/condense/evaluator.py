@@ -114,7 +114,10 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
 
     :param split: ``"test"`` (report) or ``"val"`` (model selection / rewards; keeps the test set unseen).
     :return: ``{"mean", "std", "accuracies", "arch", "recipe", "num_models"}`` (accuracies as fractions).
+    :raises CheckpointError: the set is invalid or not for ``data`` (:meth:`SyntheticSet.validate`).
     """
+    # before any training: NaN images or another data set's set would otherwise "evaluate" to chance
+    synthetic.validate(data)
     if synthetic.lrs is not None:
         from distill_core.condense.dd import evaluate_dd  # dd builds on this module
 
