@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from distill_core.process import KnobSpec, Stats
+from envs.workers import check_worker
 
 REWARD_NORMALIZATIONS = (None, "constant")
 
@@ -90,6 +91,7 @@ class ProcessEnv(gym.Env):
             raise ValueError(f"unknown render_mode {render_mode!r}: use one of {self.metadata['render_modes']} or None")
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"unknown reward_normalization {reward_normalization!r}: use one of {REWARD_NORMALIZATIONS}")
+        check_worker()  # fork safety: warns once in a forked vector-env worker (envs/workers.py)
         self.process = process
         self.render_mode = render_mode
         self.reward_normalization = reward_normalization
