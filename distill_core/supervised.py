@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from distill_core.augment import augment_batch
 from distill_core.common.batching import minibatches
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, bounded, check_fields
 from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.kd import evaluate
 
@@ -30,14 +31,17 @@ class TrainRecipe:
     :param hflip: random horizontal flips (not for digits!).
     """
 
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    max_shift: int = 0
+    epochs: int = bounded(6, 1)
+    batch_size: int = bounded(128, 1, MAX_SAMPLES)
+    lr: float = bounded(0.05, above=0.0)
+    momentum: float = bounded(0.9, 0.0, below=1.0)
+    weight_decay: float = bounded(5e-4, 0.0)
+    label_smoothing: float = bounded(0.0, 0.0, 1.0)
+    max_shift: int = bounded(0, 0, MAX_SHIFT)
     hflip: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def as_dict(self) -> dict:
         return asdict(self)

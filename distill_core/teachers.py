@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
-from distill_core.common.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from distill_core.common.checkpoint import CheckpointError, atomic_save, check_tensor, load_checkpoint
 from distill_core.common.device import resolve_device
 from distill_core.common.paths import cache_dir
 from distill_core.common.seeding import derive_seed, seeded
@@ -90,6 +90,25 @@ def teacher_path(spec: TeacherSpec, data: DatasetSplits | None = None) -> Path:
     return cache_dir() / "teachers" / spec.filename(data)
 
 
+def check_state_dict(state: object, model: nn.Module, *, where: str, fix: str) -> None:
+    """Check that ``state`` holds, for every entry of ``model.state_dict()``, a tensor of its dtype and
+    shape with finite values: ``load_state_dict`` would cast an integer tensor silently and copy NaN
+    weights as they are. Missing or extra entries are left to ``load_state_dict``, which names them.
+
+    :param state: the ``"state_dict"`` entry of a teacher file.
+    :param model: a freshly built model of the teacher's architecture.
+    :param where: the file, for the message.
+    :param fix: what to do about it, for the message.
+    :raises CheckpointError: an entry is not a tensor, has another dtype or has NaN / ±Inf values.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: 'state_dict' is a {type(state).__name__}, not a dict of tensors; {fix}")
+    for name, ref in model.state_dict().items():
+        if name in state:
+            check_tensor(state[name], what=f"state_dict[{name!r}]", where=where, fix=fix, dtype=ref.dtype,
+                         shape=tuple(ref.shape))
+
+
 def _freeze(model: nn.Module) -> nn.Module:
     model.eval()
     model.requires_grad_(False)
@@ -117,7 +136,8 @@ def get_teacher(
     :param device: ``"auto"`` (GPU if present), ``"cpu"``, ``"cuda"``.
     :param rebuild: train again even when a cached file exists.
     :param progress: show a progress bar while training.
-    :raises CheckpointError: the cached file is corrupt, foreign or was made for other settings.
+    :raises CheckpointError: the cached file is corrupt (checksum), foreign, was made for other settings
+        or holds non-finite / wrongly typed weights; or training diverged (then nothing is cached).
     """
     default_arch, default_recipe = DEFAULT_TEACHERS.get(dataset, ("mlp_bn", TrainRecipe()))
     spec = TeacherSpec(dataset, arch or default_arch, recipe or default_recipe, seed)
@@ -135,6 +155,7 @@ def get_teacher(
         payload = load_checkpoint(path, expected_format=TEACHER_FORMAT, rebuild_hint=hint, map_location=dev)
         if payload.get("key") != spec.key(data):
             raise CheckpointError(f"{path} was made for other settings ({payload.get('key')}); {hint}")
+        check_state_dict(payload.get("state_dict"), model, where=str(path), fix=hint)
         try:
             model.load_state_dict(payload["state_dict"])
         except (RuntimeError, KeyError) as err:
@@ -152,5 +173,8 @@ def get_teacher(
         "train_seconds": seconds,
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # a diverged teacher is not cached: every later run would load it and fail far from the cause
+    check_state_dict(state, model, where=f"teacher {spec.arch!r} just trained on {spec.dataset!r} (not saved to {path})",
+                     fix=f"training diverged: lower the recipe's learning rate (lr={spec.recipe.lr}) or change the seed")
     atomic_save({"format": TEACHER_FORMAT, "key": spec.key(data), "state_dict": state, "metrics": metrics}, path)
     return Teacher(_freeze(model), spec, metrics, path, from_cache=False)

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from distill_core.process import KnobSpec, Stats, StepwiseProcess
+from envs.workers import check_worker
 
 REWARD_NORMALIZATIONS = (None, "constant")
 
@@ -100,6 +101,7 @@ class ProcessEnv(gym.Env):
             raise ValueError(f"unknown render_mode {render_mode!r}: use one of {self.metadata['render_modes']} or None")
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"unknown reward_normalization {reward_normalization!r}: use one of {REWARD_NORMALIZATIONS}")
+        check_worker()  # fork safety, before any torch work: warns once in a forked vector-env worker (envs/workers.py)
         if process is None:
             if self.process_cls is None or self.config_cls is None:
                 raise TypeError(f"{type(self).__name__} needs a process (or process_cls and config_cls set by a subclass)")

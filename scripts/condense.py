@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from distill_core.common.checkpoint import CheckpointError
 from distill_core.common.cli import parse_overrides
 from distill_core.common.report import markdown_table
 from distill_core.condense.presets import config_class
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     if args.evaluate:
-        result = load_and_evaluate(args.evaluate, num_models=args.eval_models, seed=args.seed, device=args.device)
+        try:
+            result = load_and_evaluate(args.evaluate, num_models=args.eval_models, seed=args.seed, device=args.device)
+        except (CheckpointError, FileNotFoundError) as err:  # a bad file is the user's to fix: the message, no traceback
+            parser.error(str(err))
         print(f"{args.evaluate}: test accuracy {100 * result['mean']:.2f} ± {100 * result['std']:.2f} % "
               f"over {result['num_models']} {result['arch']} networks")
         return result

@@ -85,6 +85,7 @@ class CondensationProcess(StepwiseProcess):
         super().__init__(config)
         self.device = resolve_device(config.device)
         self.data = data if data is not None else load_dataset(config.dataset)
+        config.check_fits(self.data)  # an oversized set is refused here, not when reset allocates it
         self.num_classes = self.data.num_classes
         self._x_val = self.data.x_val.to(self.device)
         self._class_accuracy = np.zeros(self.num_classes)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.common.batching import minibatches
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
@@ -38,6 +39,9 @@ from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
 from distill_core.process import Update
+
+#: how the synthetic images start: random real images of their class, or N(0, 1) noise
+INITS = ("real", "noise")
 
 #: DC's (outer_loop, inner_loop) per images per class (``get_loops`` in the DC code).
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -85,50 +89,43 @@ class DCConfig:
     """
 
     dataset: str = "digits"
-    images_per_class: int = 10
-    iterations: int = 20
-    outer_loop: int | None = None
-    inner_loop: int | None = None
-    real_batch: int = 256
-    lr_images: float = 0.1
+    images_per_class: int = bounded(10, 1, MAX_SAMPLES)
+    iterations: int = bounded(20, 1)
+    outer_loop: int | None = bounded(None, 1)
+    inner_loop: int | None = bounded(None, 0)
+    real_batch: int = bounded(256, 1, MAX_SAMPLES)
+    lr_images: float = bounded(0.1, above=0.0)
     lr_schedule: str = "constant"
-    lr_net: float = 0.01
-    batch_train: int = 256
+    lr_net: float = bounded(0.01, above=0.0)
+    batch_train: int = bounded(256, 1, MAX_SAMPLES)
     init: str = "real"
     dsa: bool = False
     dsa_strategy: str = DSA_STRATEGY
     net_arch: str = "convnet3_in"
-    net_width: int = 128
-    net_depth: int | None = None
-    score_every: int = 1
-    score_epochs: int = 100
-    score_lr: float = 0.05
-    score_width: int = 32
+    net_width: int = bounded(128, 1, MAX_WIDTH)
+    net_depth: int | None = bounded(None, 1)
+    score_every: int = bounded(1, 1)
+    score_epochs: int = bounded(100, 1)
+    score_lr: float = bounded(0.05, above=0.0)
+    score_width: int = bounded(32, 1, MAX_WIDTH)
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.init not in ("real", "noise"):
-            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}")
-        for name in ("images_per_class", "iterations", "real_batch", "batch_train", "net_width", "score_every",
-                     "score_epochs", "score_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.outer_loop is not None and self.outer_loop < 1:
-            raise ValueError(f"outer_loop must be >= 1 (or None for DC's choice), got {self.outer_loop}")
-        if self.net_depth is not None and self.net_depth < 1:
-            raise ValueError(f"net_depth must be >= 1 (or None for the architecture's default), got {self.net_depth}")
-        if self.inner_loop is not None and self.inner_loop < 0:
-            raise ValueError(f"inner_loop must be >= 0 (or None for DC's choice), got {self.inner_loop}")
-        for name in ("lr_images", "lr_net", "score_lr"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        check_fields(self)
+        check_choice(self, "init", INITS)
+        check_choice(self, "lr_schedule", LR_SCHEDULES)
         try:
             parse_strategy(self.dsa_strategy)
         except ValueError as err:
-            raise ValueError(f"dsa_strategy: {err}") from None
+            raise ValueError(f"DCConfig.dsa_strategy: {err}") from None
+
+    def check_fits(self, data: DatasetSplits) -> None:
+        """Refuse, before anything is allocated, a set with more images of a class than ``data`` has.
+
+        :param data: the data set to condense.
+        :raises ValueError: with the range ``images_per_class`` must lie in.
+        """
+        check_per_class("DCConfig", "images_per_class", self.images_per_class, data)
 
     @property
     def loops(self) -> tuple[int, int]:

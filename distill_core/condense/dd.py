@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.device import resolve_device
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.condense.base import LR_SCHEDULES, CondenseKnobs, CondensationProcess, lr_decay
@@ -92,50 +93,49 @@ class DDConfig:
     """
 
     dataset: str = "digits"
-    images_per_class: int = 1
-    steps: int = 1
-    epochs: int = 10
-    iterations: int = 200
-    real_batch: int = 256
-    lr_images: float = 0.03
-    lr_lrs: float = 0.03
+    images_per_class: int = bounded(1, 1, MAX_SAMPLES)
+    steps: int = bounded(1, 1)
+    epochs: int = bounded(10, 1)
+    iterations: int = bounded(200, 1)
+    real_batch: int = bounded(256, 1, MAX_SAMPLES)
+    lr_images: float = bounded(0.03, above=0.0)
+    lr_lrs: float = bounded(0.03, above=0.0)
     lr_schedule: str = "constant"
-    init_lr: float = 0.05
+    init_lr: float = bounded(0.05, above=0.0)
     init: str = "fixed"
     image_init: str = "noise"
     net_arch: str = "convnet3_in"
-    net_width: int = 32
-    net_depth: int = 3
-    grad_clip: float = 0.0
-    spike_guard: float = 3.0
-    num_eval_inits: int = 3
-    score_every: int = 1
+    net_width: int = bounded(32, 1, MAX_WIDTH)
+    net_depth: int = bounded(3, 1)
+    grad_clip: float = bounded(0.0, 0.0)
+    spike_guard: float = bounded(3.0, 0.0)
+    num_eval_inits: int = bounded(3, 1)
+    score_every: int = bounded(1, 1)
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {self.init!r}")
-        if self.image_init not in IMAGE_INITS:
-            raise ValueError(f"image_init must be one of {', '.join(map(repr, IMAGE_INITS))}, got {self.image_init!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}")
+        check_fields(self)
+        check_choice(self, "init", INITS)
+        check_choice(self, "image_init", IMAGE_INITS)
+        check_choice(self, "lr_schedule", LR_SCHEDULES)
         if self.net_arch not in DD_ARCHS:
-            raise ValueError(f"net_arch must be one of {', '.join(map(repr, DD_ARCHS))} (a stateless network), "
+            raise ValueError(f"DDConfig.net_arch must be one of {', '.join(map(repr, DD_ARCHS))} (a stateless network), "
                              f"got {self.net_arch!r}")
-        for name in ("images_per_class", "steps", "epochs", "iterations", "real_batch", "net_width", "net_depth",
-                     "num_eval_inits", "score_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr_images", "lr_lrs", "init_lr"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
-        for name in ("grad_clip", "spike_guard"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be >= 0 (0 = off), got {value}")
         if 0 < self.spike_guard <= 1:
-            raise ValueError(f"spike_guard must be > 1 (a multiple of the running mean loss) or 0 (off), got {self.spike_guard}")
+            raise ValueError(f"DDConfig.spike_guard must be > 1 (a multiple of the running mean loss) or 0 (off), got {self.spike_guard}")
+
+    @property
+    def synthetic_per_class(self) -> int:
+        """Synthetic images of each class the set holds: ``images_per_class`` in each of ``steps`` batches."""
+        return self.images_per_class * self.steps
+
+    def check_fits(self, data: DatasetSplits) -> None:
+        """Refuse, before anything is allocated, a set with more images of a class than ``data`` has.
+
+        :param data: the data set to distil.
+        :raises ValueError: with the range ``images_per_class × steps`` must lie in.
+        """
+        check_per_class("DDConfig", "images_per_class × steps", self.synthetic_per_class, data)
 
     @property
     def inner_steps(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
@@ -29,6 +30,10 @@ from distill_core.condense.evaluator import CHUNK, has_batchnorm
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model
 from distill_core.process import Update
+
+
+#: how the synthetic images start: random real images of their class, or N(0, 1) noise
+INITS = ("real", "noise")
 
 
 @dataclass(frozen=True)
@@ -58,38 +63,38 @@ class DMConfig:
     """
 
     dataset: str = "digits"
-    images_per_class: int = 10
-    iterations: int = 20
-    real_batch: int = 64
-    lr_images: float = 1.0
+    images_per_class: int = bounded(10, 1, MAX_SAMPLES)
+    iterations: int = bounded(20, 1)
+    real_batch: int = bounded(64, 1, MAX_SAMPLES)
+    lr_images: float = bounded(1.0, above=0.0)
     lr_schedule: str = "constant"
     init: str = "real"
     dsa: bool = True
     dsa_strategy: str = DSA_STRATEGY
     net_arch: str = "convnet3_in"
-    net_width: int = 128
-    score_every: int = 1
-    score_epochs: int = 100
-    score_lr: float = 0.05
-    score_width: int = 32
+    net_width: int = bounded(128, 1, MAX_WIDTH)
+    score_every: int = bounded(1, 1)
+    score_epochs: int = bounded(100, 1)
+    score_lr: float = bounded(0.05, above=0.0)
+    score_width: int = bounded(32, 1, MAX_WIDTH)
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.init not in ("real", "noise"):
-            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}")
-        for name in ("images_per_class", "iterations", "real_batch", "net_width", "score_every", "score_epochs", "score_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr_images", "score_lr"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        check_fields(self)
+        check_choice(self, "init", INITS)
+        check_choice(self, "lr_schedule", LR_SCHEDULES)
         try:
             parse_strategy(self.dsa_strategy)
         except ValueError as err:
-            raise ValueError(f"dsa_strategy: {err}") from None
+            raise ValueError(f"DMConfig.dsa_strategy: {err}") from None
+
+    def check_fits(self, data: DatasetSplits) -> None:
+        """Refuse, before anything is allocated, a set with more images of a class than ``data`` has.
+
+        :param data: the data set to condense.
+        :raises ValueError: with the range ``images_per_class`` must lie in.
+        """
+        check_per_class("DMConfig", "images_per_class", self.images_per_class, data)
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from distill_core.augment import augment_batch
 from distill_core.common.batching import minibatches
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, bounded, check_fields
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random
 from distill_core.condense.synthetic_set import SyntheticSet
@@ -37,13 +38,16 @@ class EvalRecipe:
         applied after the shift/flip above.
     """
 
-    epochs: int = 300
-    batch_size: int = 256
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    max_shift: int = 0
+    epochs: int = bounded(300, 1)
+    batch_size: int = bounded(256, 1, MAX_SAMPLES)
+    lr: float = bounded(0.01, above=0.0)
+    weight_decay: float = bounded(5e-4, 0.0)
+    max_shift: int = bounded(0, 0, MAX_SHIFT)
     hflip: bool = False
     dsa: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 #: images per forward/backward pass of a network that normalises each image on its own (no BatchNorm):
@@ -110,7 +114,10 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
 
     :param split: ``"test"`` (report) or ``"val"`` (model selection / rewards; keeps the test set unseen).
     :return: ``{"mean", "std", "accuracies", "arch", "recipe", "num_models"}`` (accuracies as fractions).
+    :raises CheckpointError: the set is invalid or not for ``data`` (:meth:`SyntheticSet.validate`).
     """
+    # before any training: NaN images or another data set's set would otherwise "evaluate" to chance
+    synthetic.validate(data)
     if synthetic.lrs is not None:
         from distill_core.condense.dd import evaluate_dd  # dd builds on this module
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.augment import MIX_MODES, augment_batch, mix_batch
+from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, MAX_WIDTH, bounded, check_fields, check_memory
 from distill_core.common.device import resolve_device
 from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
@@ -41,7 +42,7 @@ from distill_core.kd import evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
-from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
+from distill_core.ssdkd.replay_buffer import EVICT_MODES, BufferStats, ReplayBuffer
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
 
 SYNTHESIS_MODES = ("generator", "pixels", "real")
@@ -122,62 +123,75 @@ class SSDKDConfig:
     dataset: str = "digits"
     teacher_arch: str | None = None
     student_arch: str | None = None
-    teacher_seed: int = 0
-    rounds: int = 12
-    synth_batch: int = 64
-    buffer_capacity: int = 256
+    teacher_seed: int = bounded(0, 0)
+    rounds: int = bounded(12, 1)
+    synth_batch: int = bounded(64, 1, MAX_SAMPLES)
+    buffer_capacity: int = bounded(256, 1, MAX_SAMPLES)
     evict: str = "balanced"
     synthesis: str = "generator"
-    g_steps: int = 5
-    g_lr: float = 4e-3
-    z_lr: float = 4e-2
-    latent_dim: int = 64
-    gen_width: int = 32
-    pixel_lr: float = 0.1
-    lambda_bn: float = 1.0
-    bn_first_weight: float = 1.0
-    lambda_oh: float = 1.0
-    lambda_adv: float = 0.5
-    lambda_tv: float = 0.0
-    inv_max_shift: int = 0
+    g_steps: int = bounded(5, 1)
+    g_lr: float = bounded(4e-3, above=0.0)
+    z_lr: float = bounded(4e-2, above=0.0)
+    latent_dim: int = bounded(64, 1, MAX_WIDTH)
+    gen_width: int = bounded(32, 1, MAX_WIDTH)
+    pixel_lr: float = bounded(0.1, above=0.0)
+    lambda_bn: float = bounded(1.0, 0.0)
+    bn_first_weight: float = bounded(1.0, 0.0)
+    lambda_oh: float = bounded(1.0, 0.0)
+    lambda_adv: float = bounded(0.5, 0.0)
+    lambda_tv: float = bounded(0.0, 0.0)
+    inv_max_shift: int = bounded(0, 0, MAX_SHIFT)
     inv_hflip: bool = False
-    kd_steps: int = 20
-    kd_batch: int = 64
-    kd_lr: float = 0.05
-    kd_weight_decay: float = 1e-4
-    temperature: float = 4.0
-    kd_max_shift: int = 0
+    kd_steps: int = bounded(20, 1)
+    kd_batch: int = bounded(64, 1, MAX_SAMPLES)
+    kd_lr: float = bounded(0.05, above=0.0)
+    kd_weight_decay: float = bounded(1e-4, 0.0)
+    temperature: float = bounded(4.0, above=0.0)
+    kd_max_shift: int = bounded(0, 0, MAX_SHIFT)
     kd_hflip: bool = False
     kd_mix: str = "none"
-    kd_mix_prob: float = 0.5
+    kd_mix_prob: float = bounded(0.5, 0.0, 1.0)
     use_diversity: bool = True
     use_difficulty: bool = True
     use_priority: bool = True
     class_knobs: bool = False
     replace_knob: bool = False
     score: str = "probe_kl"
-    probe_size: int = 200
-    probe_steps: int = 30
+    probe_size: int = bounded(200, 1, MAX_SAMPLES)
+    probe_steps: int = bounded(30, 1)
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.synthesis not in SYNTHESIS_MODES:
             raise ValueError(f"unknown synthesis {self.synthesis!r}: use one of {SYNTHESIS_MODES}")
         if self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}: use one of {SCORES}")
         if self.kd_mix not in MIX_MODES:
             raise ValueError(f"unknown kd_mix {self.kd_mix!r}: use one of {MIX_MODES}")
-        if not 0.0 <= self.kd_mix_prob <= 1.0:
-            raise ValueError(f"kd_mix_prob must be in [0, 1], got {self.kd_mix_prob}")
-        for name in ("rounds", "synth_batch", "buffer_capacity", "kd_batch", "probe_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.evict not in EVICT_MODES:  # else only the buffer, built at reset, would refuse it
+            raise ValueError(f"unknown evict {self.evict!r}: use one of {EVICT_MODES}")
         if self.synth_batch > self.buffer_capacity:
             raise ValueError(f"synth_batch ({self.synth_batch}) cannot exceed buffer_capacity ({self.buffer_capacity})")
         if self.evict == "none" and self.rounds * self.synth_batch > self.buffer_capacity:
             raise ValueError(
                 f"an append-only buffer (evict='none') needs capacity >= rounds × synth_batch = {self.rounds * self.synth_batch}"
             )
+
+    def check_fits(self, data: DatasetSplits) -> None:
+        """Refuse, before anything is allocated, a run whose replay buffer (which bounds a round's batch),
+        probe set or generator on ``data`` would exceed :data:`~distill_core.common.config_checks.MEMORY_LIMIT_BYTES`.
+
+        :param data: the data set the run distils (its input shape and number of classes).
+        :raises ValueError: naming what is too large and the fields to lower.
+        """
+        per_sample = math.prod(data.input_shape) + data.num_classes  # a sample and its teacher logits
+        check_memory("SSDKDConfig", "the replay buffer", self.buffer_capacity, per_sample, "buffer_capacity")
+        check_memory("SSDKDConfig", "the probe set", self.probe_size, per_sample, "probe_size")
+        with torch.device("meta"):  # the generator's true size, without allocating it
+            generator = Generator(data.input_shape, data.mean, data.std, self.latent_dim, self.gen_width)
+        check_memory("SSDKDConfig", "the generator", sum(p.numel() for p in generator.parameters()), 1,
+                     "latent_dim or gen_width")
 
     @property
     def budget(self) -> int:
@@ -235,6 +249,7 @@ class SSDKDProcess(StepwiseProcess):
         config = self.config
         self.device = resolve_device(config.device)
         self.data = data if data is not None else load_dataset(config.dataset, seed=config.teacher_seed)
+        config.check_fits(self.data)  # before a teacher is loaded (or trained) and anything allocated
         self.teacher = teacher or get_teacher(
             config.dataset, config.teacher_arch or DEFAULT_TEACHERS[config.dataset][0], seed=config.teacher_seed,
             data=self.data, device=str(self.device),
