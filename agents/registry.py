@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from agents.baselines import BaselinePolicy, ConstantPolicy, RandomPolicy, SchedulePolicy
+from envs.wrappers import normalize_vec_env
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -98,8 +99,13 @@ def make_agent(
     tensorboard_log: str | None = None,
     verbose: int = 0,
     device: str = "auto",
+    normalize: bool | None = None,
 ) -> Any:
     """Build agent ``name`` for ``env``.
+
+    With normalisation on, the agent trains on ``VecNormalize(env)`` rather than on ``env`` itself: its
+    statistics are ``agent.get_vec_normalize_env()`` (save them with the model; a plain env's observations
+    must go through its ``normalize_obs`` before ``agent.predict``).
 
     :param name: one of :func:`list_agents`.
     :param env: a Gymnasium env or an SB3 VecEnv.
@@ -109,6 +115,8 @@ def make_agent(
     :param tensorboard_log: folder for TensorBoard logs (learning agents).
     :param verbose: SB3 verbosity.
     :param device: torch device for the agent's networks (``auto``: GPU if present).
+    :param normalize: wrap ``env`` in SB3's ``VecNormalize`` unless it already is (default: the merged
+        block's ``normalize``; ``False`` opts out).
     """
     cls = agent_class(name)
     if name in BASELINE_AGENTS:
@@ -116,6 +124,8 @@ def make_agent(
         return cls(env, seed=seed, **extra)
     merged = {**load_hyperparams(name, env_id), **(hyperparams or {})}
     algo_kwargs, zoo = split_zoo_settings(merged)
+    if bool(zoo.get("normalize", False)) if normalize is None else normalize:
+        env = normalize_vec_env(env, gamma=float(algo_kwargs.get("gamma", 0.99)))
     policy = zoo.get("policy", "MlpLstmPolicy" if name == "recurrent_ppo" else "MlpPolicy")
     return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, device=device, **algo_kwargs)
 

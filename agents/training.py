@@ -13,7 +13,7 @@ import gymnasium as gym
 
 import envs  # noqa: F401  (registers the ids)
 from agents.registry import agent_class, is_learning, load_hyperparams, make_agent, split_zoo_settings
-from envs.wrappers import SeedCycle
+from envs.wrappers import SeedCycle, normalize_vec_env
 
 DEFAULT_EVAL_SEEDS = tuple(range(10_000, 10_005))
 
@@ -34,12 +34,11 @@ def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_d
                    n_envs: int = 1, vec_env_cls: Any = None) -> Any:
     """A Monitor-wrapped VecEnv (optionally VecNormalize'd) for training."""
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
 
     importable = env_id if ":" in env_id else f"envs:{env_id}"  # subprocess workers import envs first
     venv = make_vec_env(importable, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
                         monitor_dir=str(monitor_dir) if monitor_dir else None, vec_env_cls=vec_env_cls)
-    return VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=0.99) if normalize else venv
+    return normalize_vec_env(venv) if normalize else venv
 
 
 def make_eval_env(env_id: str, env_kwargs: dict[str, Any], seeds: tuple[int, ...], train_env: Any) -> Any:
@@ -135,7 +134,9 @@ def train_agent(
         if replay.exists() and hasattr(agent, "load_replay_buffer"):
             agent.load_replay_buffer(str(replay))
     else:
-        agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose, device=device)
+        # train_env is already normalised as decided here; make_agent must not apply the YAML's choice again
+        agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose,
+                           device=device, normalize=False)
     formats = ["csv"] + (["tensorboard"] if tensorboard and _has_tensorboard() else [])
     agent.set_logger(configure(str(out / "logs"), formats))
 

@@ -48,6 +48,24 @@ def test_every_agent_trains_and_acts(name, digits_teacher):
     assert all(env.action_space.contains(np.asarray(a, np.float32)) for a in trace.actions)
 
 
+def test_make_agent_applies_the_yaml_normalize(digits_teacher):
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env = gym.make(DIGITS, **TINY)
+    assert load_hyperparams("ppo", DIGITS)["normalize"] is True
+    agent = make_agent("ppo", env, env_id=DIGITS, hyperparams=FAST["ppo"], device="cpu")  # the README's call
+    stats = agent.get_vec_normalize_env()
+    assert isinstance(stats, VecNormalize) and stats.gamma == load_hyperparams("ppo", DIGITS)["gamma"]
+    agent.learn(total_timesteps=48)
+    assert stats.obs_rms.count > 48  # every observation went through VecNormalize
+    assert len(agent.ep_info_buffer) > 0  # the Monitor SB3 would have added is there
+    opted_out = make_agent("ppo", env, env_id=DIGITS, hyperparams=FAST["ppo"], device="cpu", normalize=False)
+    assert opted_out.get_vec_normalize_env() is None
+    already = VecNormalize(DummyVecEnv([lambda: env]))
+    assert make_agent("ppo", already, env_id=DIGITS, hyperparams=FAST["ppo"], device="cpu").get_env() is already
+    assert make_agent("ppo", env, hyperparams=FAST["ppo"], device="cpu").get_vec_normalize_env() is None  # `default`
+
+
 def test_baselines_behave_as_named(digits_teacher):
     env = gym.make(DIGITS, **TINY)
     penv = env.unwrapped
