@@ -1,21 +1,43 @@
 """Training an agent on a distill-gym env with SB3's machinery: Monitor, VecNormalize, EvalCallback on
-held-out seeds, CheckpointCallback, CSV / TensorBoard logs, a progress bar, and resuming after a kill."""
+held-out seeds, CheckpointCallback, CSV / TensorBoard logs, a progress bar, and resuming after a kill.
+
+Resuming continues every log rather than restarting it: the Monitor CSV, ``eval/evaluations.npz`` and
+``logs/progress.csv`` keep the first part's rows up to the checkpoint resumed from (rows after it belong
+to steps that are trained again) and the new rows follow. A checkpoint that cannot be read (a kill while
+it was written) is skipped with a warning for the previous one.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import multiprocessing
+import os
+import pickle
 import re
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
 import envs  # noqa: F401  (registers the ids)
 from agents.registry import agent_class, is_learning, load_hyperparams, make_agent, split_zoo_settings
 from envs.wrappers import SeedCycle, normalize_vec_env
 
 DEFAULT_EVAL_SEEDS = tuple(range(10_000, 10_005))
+
+#: what a checkpoint that cannot be read raises on loading (a truncated zip: BadZipFile or SB3's
+#: "No data found in the saved file" AssertionError; a truncated pickle: EOFError / UnpicklingError;
+#: a missing statistics or replay-buffer file: FileNotFoundError)
+UNREADABLE_CHECKPOINT = (AssertionError, zipfile.BadZipFile, EOFError, pickle.UnpicklingError, ValueError, RuntimeError,
+                         KeyError, OSError)
 
 
 @dataclass
@@ -31,14 +53,38 @@ class TrainResult:
 
 
 def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_dir: Path | None, normalize: bool,
-                   n_envs: int = 1, vec_env_cls: Any = None) -> Any:
-    """A Monitor-wrapped VecEnv (optionally VecNormalize'd) for training."""
+                   n_envs: int = 1, vec_env_cls: Any = None, *, append_monitor: bool = False,
+                   gamma: float = 0.99) -> Any:
+    """A Monitor-wrapped VecEnv (optionally VecNormalize'd) for training.
+
+    :param vec_env_cls: SB3's ``DummyVecEnv`` (default) or ``SubprocVecEnv``, whose workers start with
+        ``forkserver`` (``spawn`` where there is none): forking a process that has run torch can deadlock.
+    :param append_monitor: continue the Monitor CSVs in ``monitor_dir`` (resuming) instead of rewriting them.
+    :param gamma: the agent's discount, for VecNormalize's reward scaling.
+    """
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import SubprocVecEnv
 
     importable = env_id if ":" in env_id else f"envs:{env_id}"  # subprocess workers import envs first
+    vec_env_kwargs: dict[str, Any] = {}
+    if isinstance(vec_env_cls, type) and issubclass(vec_env_cls, SubprocVecEnv):
+        # SB3's default as well; stated so that a change of that default cannot bring fork back
+        vec_env_kwargs["start_method"] = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    starts: dict[int, float] = {}
+    if append_monitor and monitor_dir is not None:
+        starts = {rank: t for rank in range(n_envs)
+                  if (t := _monitor_start(Path(monitor_dir) / f"{rank}.{Monitor.EXT}")) is not None}
+    # Monitor appends without writing a header, so only when every rank's file has one
+    appending = bool(starts) and len(starts) == n_envs
     venv = make_vec_env(importable, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                        monitor_dir=str(monitor_dir) if monitor_dir else None, vec_env_cls=vec_env_cls)
-    return normalize_vec_env(venv) if normalize else venv
+                        monitor_dir=str(monitor_dir) if monitor_dir else None, vec_env_cls=vec_env_cls,
+                        vec_env_kwargs=vec_env_kwargs, monitor_kwargs={"override_existing": not appending})
+    if appending:
+        for rank, t_start in starts.items():
+            # episode times ("t") stay relative to the header's t_start, as SB3's load_results reads them
+            venv.set_attr("t_start", t_start, indices=[rank])
+    return normalize_vec_env(venv, gamma=gamma) if normalize else venv
 
 
 def make_eval_env(env_id: str, env_kwargs: dict[str, Any], seeds: tuple[int, ...], train_env: Any) -> Any:
@@ -53,17 +99,144 @@ def make_eval_env(env_id: str, env_kwargs: dict[str, Any], seeds: tuple[int, ...
     return venv
 
 
-def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The newest ``*_<steps>_steps.zip`` in ``folder`` and its step count."""
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Every ``*_<steps>_steps.zip`` in ``folder`` with its step count, newest first."""
     found = []
-    for path in folder.glob("*_steps.zip"):
+    for path in Path(folder).glob("*_steps.zip"):
         match = re.search(r"_(\d+)_steps\.zip$", path.name)
         if match:
             found.append((int(match.group(1)), path))
-    if not found:
-        return None
-    steps, path = max(found)
-    return path, steps
+    return sorted(found, reverse=True)
+
+
+def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
+    """The newest ``*_<steps>_steps.zip`` in ``folder`` and its step count."""
+    found = checkpoints(folder)
+    return (found[0][1], found[0][0]) if found else None
+
+
+def checkpoint_companions(model_zip: Path) -> tuple[Path, Path]:
+    """The VecNormalize statistics and the replay buffer SB3's ``CheckpointCallback`` saves with ``model_zip``."""
+    name = model_zip.name
+    return (model_zip.with_name(name.replace("rl_model_", "rl_model_vecnormalize_").replace(".zip", ".pkl")),
+            model_zip.with_name(name.replace("rl_model_", "rl_model_replay_buffer_").replace(".zip", ".pkl")))
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint whose every part could be read."""
+
+    agent: Any
+    path: Path
+    steps: int
+    #: the VecNormalize statistics saved with it, not yet attached to a VecEnv (``set_venv``)
+    vecnormalize: Any = None
+
+
+def load_checkpoint(agent_name: str, folder: Path, *, normalize: bool, device: str = "auto") -> LoadedCheckpoint | None:
+    """The newest checkpoint in ``folder`` that loads completely: the model, its VecNormalize statistics
+    (when ``normalize``) and its replay buffer (off-policy agents). An unreadable one is skipped with a
+    warning naming the file and the reason; ``None`` when none is left.
+
+    The agent is loaded without an env (attach one with ``set_env``): the training env is built only
+    once it is known which checkpoint, and so which step, training continues from.
+    """
+    found = checkpoints(folder)
+    for index, (steps, path) in enumerate(found):
+        stats_path, replay_path = checkpoint_companions(path)
+        try:
+            agent = agent_class(agent_name).load(str(path), device=device)
+            stats = None
+            if normalize:
+                # VecNormalize.load would need the VecEnv already; this is its unpickling step
+                with open(stats_path, "rb") as handle:
+                    stats = pickle.load(handle)
+            if hasattr(agent, "load_replay_buffer"):
+                agent.load_replay_buffer(str(replay_path))
+        except UNREADABLE_CHECKPOINT as err:
+            then = "falling back to the previous one" if index + 1 < len(found) else "no earlier checkpoint is left"
+            warnings.warn(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); {then}",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        return LoadedCheckpoint(agent, path, steps, stats)
+    return None
+
+
+class AppendingCSVOutputFormat(CSVOutputFormat):
+    """SB3's CSV log continuing an existing file: its header and rows are kept and new rows follow
+    (SB3's own opens the file with ``"w+"``, truncating a resumed run's history). New keys still widen
+    the header as in SB3.
+
+    :param filename: the CSV file; created as by SB3 when missing or empty.
+    """
+
+    def __init__(self, filename: str) -> None:
+        path = Path(filename)
+        if not path.is_file() or path.stat().st_size == 0:
+            super().__init__(filename)
+            return
+        super().__init__(os.devnull)  # SB3's attributes, without truncating the real file
+        self.file.close()
+        # "r+", not "a": SB3 rewrites the header in place when a new key appears, which append mode forbids
+        self.file = open(filename, "r+")
+        header = self.file.readline().rstrip("\n")
+        self.keys = header.split(self.separator) if header else []
+        self.file.seek(0, os.SEEK_END)
+
+
+def make_logger(folder: Path, *, append: bool, tensorboard: bool) -> Logger:
+    """SB3's logger writing ``progress.csv`` (continued when ``append``) and, optionally, TensorBoard
+    events (a new events file per run; TensorBoard reads them as one run) to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = str(folder / "progress.csv")
+    formats = [AppendingCSVOutputFormat(csv_path) if append else CSVOutputFormat(csv_path)]
+    if tensorboard and _has_tensorboard():
+        formats.append(make_output_format("tensorboard", str(folder)))
+    return Logger(str(folder), formats)
+
+
+def trim_logs(out: Path, steps: int, n_envs: int = 1) -> None:
+    """Drop what a killed run logged after step ``steps`` (the checkpoint resumed from): those steps are
+    trained again, so their rows would appear twice. Monitor rows are kept while the cumulative episode
+    length of their env stays within ``steps / n_envs``; ``progress.csv`` and ``evaluations.npz`` rows
+    by their timestep."""
+    for monitor_csv in sorted((out / "monitor").glob("*.monitor.csv")):
+        lines = monitor_csv.read_text().splitlines(keepends=True)
+        if len(lines) < 2 or not lines[0].startswith("#"):
+            continue  # no header: Monitor rewrites it anyway
+        lengths = np.cumsum([int(row["l"]) for row in csv.DictReader(lines[1:])])
+        _replace_file(monitor_csv, "".join(lines[:2 + int(np.sum(lengths <= steps // n_envs))]))
+    progress = out / "logs" / "progress.csv"
+    if progress.is_file():
+        lines = progress.read_text().splitlines(keepends=True)
+        rows = list(csv.DictReader(lines))
+        if rows and "time/total_timesteps" in rows[0]:
+            kept = [line for line, row in zip(lines[1:], rows)
+                    if not row["time/total_timesteps"] or float(row["time/total_timesteps"]) <= steps]
+            _replace_file(progress, "".join([lines[0], *kept]))
+    evaluations = out / "eval" / "evaluations.npz"
+    if evaluations.is_file():
+        with np.load(evaluations) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+        keep = arrays["timesteps"] <= steps
+        buffer = io.BytesIO()
+        np.savez(buffer, **{key: value[keep] for key, value in arrays.items()})
+        _replace_file(evaluations, buffer.getvalue())
+
+
+def preload_evaluations(callback: Any, path: Path) -> None:
+    """Put the evaluations saved in ``path`` into ``callback`` (an ``EvalCallback``), which rewrites that
+    file from its in-memory lists after each evaluation: the file then holds every part of the run."""
+    if not path.is_file():
+        return
+    with np.load(path) as saved:
+        callback.evaluations_timesteps = [int(t) for t in saved["timesteps"]]
+        callback.evaluations_results = [list(r) for r in saved["results"]]
+        callback.evaluations_length = [list(n) for n in saved["ep_lengths"]]
+        if "successes" in saved.files:
+            callback.evaluations_successes = [list(s) for s in saved["successes"]]
+    if callback.evaluations_results:
+        callback.best_mean_reward = float(max(np.mean(r) for r in callback.evaluations_results))
 
 
 def train_agent(
@@ -90,8 +263,9 @@ def train_agent(
     Baselines are "trained" instantly (nothing to learn). For learning agents: Monitor logs go to
     ``out/monitor``, evaluations on ``eval_seeds`` to ``out/eval``, checkpoints (with VecNormalize
     statistics and replay buffers) to ``out/checkpoints``, CSV and TensorBoard logs to ``out/logs``;
-    the final model to ``out/model.zip``. With ``resume`` the newest checkpoint is loaded and training
-    continues to the same total.
+    the final model to ``out/model.zip``. With ``resume`` the newest readable checkpoint is loaded
+    (an unreadable one is skipped with a warning), training continues to the same total and every log
+    continues too (see the module's docstring); with no readable checkpoint training starts afresh.
 
     :param timesteps: total environment steps (default: the YAML's ``n_timesteps``).
     :param normalize: VecNormalize on/off (default: the YAML's ``normalize``).
@@ -99,7 +273,6 @@ def train_agent(
     :param checkpoint_freq: steps between checkpoints (default: 4 per run).
     """
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
-    from stable_baselines3.common.logger import configure
 
     out = Path(out)
     env_kwargs = dict(env_kwargs or {})
@@ -109,55 +282,75 @@ def train_agent(
         return TrainResult(make_agent(agent_name, env, seed=seed, hyperparams=hyperparams), None, None, 0, 0.0)
 
     merged = {**load_hyperparams(agent_name, env_id), **(hyperparams or {})}
-    _, zoo = split_zoo_settings(merged)
+    algo_kwargs, zoo = split_zoo_settings(merged)
     timesteps = int(timesteps if timesteps is not None else zoo.get("n_timesteps", 2000))
     normalize = bool(zoo.get("normalize", False) if normalize is None else normalize)
     merged.pop("normalize", None)
     merged.pop("n_timesteps", None)
+    gamma = float(algo_kwargs.get("gamma", 0.99))
 
-    train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize)
-    eval_env = make_eval_env(env_id, env_kwargs, tuple(eval_seeds), train_env)
-    checkpoints = out / "checkpoints"
-    resumed_from = None
-    done_steps = 0
-    if resume and (found := latest_checkpoint(checkpoints)):
-        resumed_from, done_steps = found
-        agent = agent_class(agent_name).load(str(resumed_from), env=train_env, device=device)
-        stats = resumed_from.with_name(resumed_from.name.replace("rl_model_", "rl_model_vecnormalize_").replace(".zip", ".pkl"))
-        if normalize and stats.exists():
-            from stable_baselines3.common.vec_env import VecNormalize
-
-            train_env = VecNormalize.load(str(stats), train_env.venv)
-            agent.set_env(train_env)
-            eval_env.obs_rms = train_env.obs_rms
-        replay = resumed_from.with_name(resumed_from.name.replace("rl_model_", "rl_model_replay_buffer_").replace(".zip", ".pkl"))
-        if replay.exists() and hasattr(agent, "load_replay_buffer"):
-            agent.load_replay_buffer(str(replay))
+    checkpoints_dir = out / "checkpoints"
+    loaded = load_checkpoint(agent_name, checkpoints_dir, normalize=normalize, device=device) if resume else None
+    if loaded is not None:
+        trim_logs(out, loaded.steps)
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", False, append_monitor=True)
+        if normalize:
+            loaded.vecnormalize.set_venv(train_env)
+            train_env = loaded.vecnormalize
+        agent = loaded.agent
+        agent.set_env(train_env)
     else:
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize, gamma=gamma)
         # train_env is already normalised as decided here; make_agent must not apply the YAML's choice again
         agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose,
                            device=device, normalize=False)
-    formats = ["csv"] + (["tensorboard"] if tensorboard and _has_tensorboard() else [])
-    agent.set_logger(configure(str(out / "logs"), formats))
+    eval_env = make_eval_env(env_id, env_kwargs, tuple(eval_seeds), train_env)
+    agent.set_logger(make_logger(out / "logs", append=loaded is not None, tensorboard=tensorboard))
 
     eval_freq = eval_freq or max(1, timesteps // 4)
     checkpoint_freq = checkpoint_freq or max(1, timesteps // 4)
+    evaluation = EvalCallback(eval_env, n_eval_episodes=len(eval_seeds), eval_freq=eval_freq, log_path=str(out / "eval"),
+                              best_model_save_path=None, deterministic=True, verbose=0)
+    if loaded is not None:
+        preload_evaluations(evaluation, out / "eval" / "evaluations.npz")
     callbacks = CallbackList([
-        EvalCallback(eval_env, n_eval_episodes=len(eval_seeds), eval_freq=eval_freq, log_path=str(out / "eval"),
-                     best_model_save_path=None, deterministic=True, verbose=0),
-        CheckpointCallback(save_freq=checkpoint_freq, save_path=str(checkpoints), save_replay_buffer=True,
+        evaluation,
+        CheckpointCallback(save_freq=checkpoint_freq, save_path=str(checkpoints_dir), save_replay_buffer=True,
                            save_vecnormalize=True),
     ])
-    remaining = max(0, timesteps - done_steps)
+    remaining = max(0, timesteps - (loaded.steps if loaded else 0))
     agent.learn(total_timesteps=remaining, callback=callbacks, progress_bar=progress_bar,
-                reset_num_timesteps=resumed_from is None)
+                reset_num_timesteps=loaded is None)
     model_path = out / "model.zip"
     agent.save(str(model_path))
     vecnormalize_path = None
     if normalize:
         vecnormalize_path = out / "vecnormalize.pkl"
         train_env.save(str(vecnormalize_path))
-    return TrainResult(agent, model_path, vecnormalize_path, timesteps, time.perf_counter() - start, resumed_from)
+    return TrainResult(agent, model_path, vecnormalize_path, timesteps, time.perf_counter() - start,
+                       loaded.path if loaded else None)
+
+
+def _monitor_start(path: Path) -> float | None:
+    """The ``t_start`` in a Monitor CSV's header line, or ``None`` when the file has no header."""
+    try:
+        with open(path) as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    if not first.startswith("#"):
+        return None
+    try:
+        return float(json.loads(first[1:])["t_start"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _replace_file(path: Path, content: str | bytes) -> None:
+    """Rewrite ``path`` atomically (a kill mid-write leaves the old file, not half of the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    os.replace(tmp, path)
 
 
 def _has_tensorboard() -> bool:
