@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.common.seeding import seeded
-from distill_core.condense.dd import DDConfig, DDProcess, evaluate_dd, softplus_inverse, train_with_schedule, unrolled_loss
+from distill_core.condense.dd import DDConfig, DDProcess
 from distill_core.condense.synthetic_set import SyntheticSet
+from distill_core.condense.unroll import evaluate_dd, softplus_inverse, train_with_schedule, unrolled_loss
 from distill_core.models import build_model
 
 # 8×8 digits: two blocks (8 → 4 → 2), so the features keep some spatial extent

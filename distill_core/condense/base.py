@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.common.batching import PREDICT_BATCH
 from distill_core.common.device import resolve_device
 from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.condense.baselines import random_subset
 from distill_core.condense.dsa import dsa_seeded
-from distill_core.condense.evaluator import PREDICT_BATCH, EvalRecipe, train_on_synthetic
+from distill_core.condense.evaluator import EvalRecipe, train_on_synthetic
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.kd import predict_logits

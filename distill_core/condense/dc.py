@@ -29,15 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill_core.common.batching import minibatches
+from distill_core.common.batching import CHUNK, minibatches
 from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
-from distill_core.condense.evaluator import CHUNK, backward_in_chunks, has_batchnorm
+from distill_core.condense.evaluator import backward_in_chunks
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
-from distill_core.models import build_model
+from distill_core.models import build_model, has_batchnorm
 from distill_core.process import Update
 
 #: how the synthetic images start: random real images of their class, or N(0, 1) noise

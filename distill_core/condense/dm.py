@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.common.batching import CHUNK
 from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.seeding import derive_seed, seeded
 from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
 from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
-from distill_core.condense.evaluator import CHUNK, has_batchnorm
 from distill_core.data import DatasetSplits
-from distill_core.models import build_model
+from distill_core.models import build_model, has_batchnorm
 from distill_core.process import Update
 
 

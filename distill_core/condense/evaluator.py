@@ -1,7 +1,7 @@
 """The one evaluation protocol for synthetic sets: train K freshly initialised networks of a stated
 architecture on the set with a stated recipe, report real test accuracy as mean ± std (DC/DSA/DM style).
 A dataset-distillation set carries its learned step sizes: it is evaluated by replaying them
-(:func:`distill_core.condense.dd.evaluate_dd`), which :func:`evaluate_synthetic` does by itself.
+(:func:`distill_core.condense.unroll.evaluate_dd`), which :func:`evaluate_synthetic` does by itself.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.augment import augment_batch
-from distill_core.common.batching import minibatches
+from distill_core.common.batching import CHUNK, PREDICT_BATCH, minibatches
 from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, bounded, check_fields
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.condense.dsa import DSA_STRATEGY, dsa_random
 from distill_core.condense.synthetic_set import SyntheticSet
+from distill_core.condense.unroll import evaluate_dd
 from distill_core.data import DatasetSplits
 from distill_core.kd import evaluate
-from distill_core.models import build_model
+from distill_core.models import build_model, has_batchnorm
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,10 @@ class EvalRecipe:
         check_fields(self)
 
 
-#: images per forward/backward pass of a network that normalises each image on its own (no BatchNorm):
-#: on a CPU, small chunks keep a ConvNet-3's wide first-block activations in cache (about a third faster
-#: than one pass over a 100-image batch), and the accumulated gradient is the batch's
-CHUNK = 20
-
-
-def has_batchnorm(model: torch.nn.Module) -> bool:
-    """Whether ``model`` normalises over the batch (then a batch cannot be split into chunks)."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 def backward_in_chunks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -> float:
     """Accumulate the gradient of the mean cross-entropy of ``model`` on ``(x, y)`` into ``.grad``,
-    ``chunk`` images per pass (one pass for a network with BatchNorm); returns the loss."""
+    ``chunk`` images per pass (one pass for a network with BatchNorm: it normalises over the batch, so
+    its batch cannot be split); returns the loss."""
     if has_batchnorm(model) or len(x) <= chunk:
         loss = F.cross_entropy(model(x), y)
         loss.backward()
@@ -74,10 +65,6 @@ def backward_in_chunks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
         part.backward()
         total += float(part.detach())
     return total
-
-
-#: images per forward pass when a trained network is scored on a real split (cache-sized, as above)
-PREDICT_BATCH = 32
 
 
 def train_on_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: str = "convnet3_in",
@@ -109,7 +96,7 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
                        device: str | torch.device = "cpu") -> dict:
     """Train ``num_models`` networks on the synthetic set and report their accuracy on a real split.
 
-    A set with a learned schedule (DD) is replayed instead (:func:`~distill_core.condense.dd.evaluate_dd`):
+    A set with a learned schedule (DD) is replayed instead (:func:`~distill_core.condense.unroll.evaluate_dd`):
     its architecture and initialisation come from the set, so ``arch`` and ``recipe`` do not apply.
 
     :param split: ``"test"`` (report) or ``"val"`` (model selection / rewards; keeps the test set unseen).
@@ -119,8 +106,6 @@ def evaluate_synthetic(synthetic: SyntheticSet, data: DatasetSplits, *, arch: st
     # before any training: NaN images or another data set's set would otherwise "evaluate" to chance
     synthetic.validate(data)
     if synthetic.lrs is not None:
-        from distill_core.condense.dd import evaluate_dd  # dd builds on this module
-
         return evaluate_dd(synthetic, data, num_models=num_models, seed=seed, split=split, device=device)
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
