@@ -3,62 +3,71 @@
     import gymnasium as gym
     import envs  # noqa: F401  (registers DistillGym/*)
     env = gym.make("DistillGym/SSDKD-Digits-v0")
+
+Every id is one env class and one preset: SSD-KD's from :mod:`distill_core.ssdkd.config`, condensation's
+from :mod:`distill_core.condense.presets` (the episode-sized run). Any configuration field can be
+overridden in ``make()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
-from distill_core.ssdkd.presets import preset
+from distill_core.condense.presets import condense_config
+from distill_core.ssdkd.config import preset
 from envs.condense_dc import CondenseDCEnv
 from envs.condense_dd import CondenseDDEnv
 from envs.condense_dm import CondenseDMEnv
 from envs.process_env import ProcessEnv
 from envs.ssdkd import SSDKDEnv
 
-#: The registered SSD-KD ids and their presets (any configuration field can be overridden in make()).
-SSDKD_IDS: dict[str, str] = {
-    "DistillGym/SSDKD-Digits-v0": "digits",  # the cheap one RL trains on: a whole run in seconds
-    "DistillGym/SSDKD-MNIST1D-v0": "mnist1d",
-    "DistillGym/SSDKD-FashionMNIST-v0": "fashion_mnist",  # 6 000 synthetic samples, 10 % of the training set
+def _entry_point(env_cls: type) -> str:
+    return f"{env_cls.__module__}:{env_cls.__name__}"
+
+
+#: The SSD-KD ids and their presets.
+SSDKD_IDS: dict[str, Any] = {
+    "DistillGym/SSDKD-Digits-v0": preset("digits"),  # the cheap one RL trains on: a whole run in seconds
+    "DistillGym/SSDKD-MNIST1D-v0": preset("mnist1d"),
+    "DistillGym/SSDKD-FashionMNIST-v0": preset("fashion_mnist"),  # 6 000 synthetic samples, 10 % of the training set
 }
 
-for _env_id, _preset in SSDKD_IDS.items():
-    if _env_id not in registry:
-        register(id=_env_id, entry_point="envs.ssdkd:SSDKDEnv", kwargs=asdict(preset(_preset)))
+#: Condensation methods as envs: (env class, images per class of the episode).
+_CONDENSE_ENVS: dict[str, tuple[type, int]] = {"dm": (CondenseDMEnv, 10), "dc": (CondenseDCEnv, 10), "dd": (CondenseDDEnv, 1)}
+_DATASET_LABELS = {"digits": "Digits", "fashion_mnist": "FashionMNIST"}
 
-#: Condensation ids and their configurations (any field can be overridden in make()).
-CONDENSE_IDS: dict[str, dict] = {
-    "DistillGym/Condense-DM-Digits-v0": dict(dataset="digits", images_per_class=10, iterations=20),
-    "DistillGym/Condense-DM-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=10, iterations=100,
-                                                   real_batch=256, score_epochs=100),
-    "DistillGym/Condense-DC-Digits-v0": dict(dataset="digits", images_per_class=10, iterations=10, net_width=32, net_depth=2,
-                                             real_batch=32),
-    "DistillGym/Condense-DC-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=10, iterations=50,
-                                                   real_batch=64, score_epochs=100),
-    "DistillGym/Condense-DD-Digits-v0": dict(dataset="digits", images_per_class=1, iterations=50, net_depth=2, init_lr=0.1,
-                                             lr_images=0.1, lr_lrs=0.01, real_batch=128),
-    "DistillGym/Condense-DD-FashionMNIST-v0": dict(dataset="fashion_mnist", images_per_class=1, iterations=200),
+#: The condensation ids and their episode-sized presets.
+CONDENSE_IDS: dict[str, Any] = {
+    f"DistillGym/Condense-{method.upper()}-{label}-v0": condense_config(method, dataset, ipc, episode=True)
+    for method, (_, ipc) in _CONDENSE_ENVS.items() for dataset, label in _DATASET_LABELS.items()
 }
-_CONDENSE_ENTRY_POINTS = {"DM": "envs.condense_dm:CondenseDMEnv", "DC": "envs.condense_dc:CondenseDCEnv",
-                          "DD": "envs.condense_dd:CondenseDDEnv"}
-for _env_id, _kwargs in CONDENSE_IDS.items():
+
+#: The env class of every id.
+ENTRY_POINTS: dict[str, str] = {
+    **{env_id: _entry_point(SSDKDEnv) for env_id in SSDKD_IDS},
+    **{f"DistillGym/Condense-{method.upper()}-{label}-v0": _entry_point(env_cls)
+       for method, (env_cls, _) in _CONDENSE_ENVS.items() for label in _DATASET_LABELS.values()},
+}
+
+for _env_id, _config in {**SSDKD_IDS, **CONDENSE_IDS}.items():
     if _env_id not in registry:
-        _method = _env_id.split("Condense-")[1].split("-")[0]
-        register(id=_env_id, entry_point=_CONDENSE_ENTRY_POINTS[_method], kwargs=_kwargs)
+        register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], kwargs=asdict(_config))
 
 
-def config_class(env_id: str) -> type:
-    """The configuration dataclass behind a registered id (for typed ``--set key=value`` overrides)."""
-    from gymnasium.envs.registration import load_env_creator
+def registered_config(env_id: str) -> Any:
+    """The preset configuration behind a registered id (its type gives typed ``--set key=value`` overrides).
 
-    spec = registry.get(env_id.split(":")[-1])
-    if spec is None:
-        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(SSDKD_IDS) + sorted(CONDENSE_IDS)}")
-    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
-    return creator.config_cls
+    :param env_id: ``DistillGym/...``, or ``envs:DistillGym/...`` as subprocess workers take it.
+    """
+    name = env_id.split(":")[-1]
+    configs = {**SSDKD_IDS, **CONDENSE_IDS}
+    if name not in configs:
+        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(configs)}")
+    return configs[name]
 
 
-__all__ = ["CONDENSE_IDS", "config_class", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv", "SSDKDEnv", "SSDKD_IDS"]
+__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv", "SSDKDEnv",
+           "SSDKD_IDS", "registered_config"]

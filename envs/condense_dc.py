@@ -20,7 +20,7 @@ class CondenseDCEnv(ProcessEnv):
     | index | knob            | range           | default | meaning                                  |
     |-------|-----------------|-----------------|---------|------------------------------------------|
     | 0     | lr_scale        | [0.1, 10] (log) | 1.0     | multiplier of the image learning rate    |
-    | 1…C   | class_weight_c  | [1/4, 4] (log)  | 1.0     | weight of class c in the matching loss   |
+    | 1…C   | class_weights   | [1/4, 4] (log)  | 1.0     | weight of class c in the matching loss   |
 
     ## Observation space
 

@@ -20,7 +20,7 @@ class CondenseDDEnv(ProcessEnv):
     | index | knob            | range           | default | meaning                                           |
     |-------|-----------------|-----------------|---------|---------------------------------------------------|
     | 0     | lr_scale        | [0.1, 10] (log) | 1.0     | multiplier of the images' and step sizes' learning rates |
-    | 1…C   | class_weight_c  | [1/4, 4] (log)  | 1.0     | weight of real class c in the outer loss          |
+    | 1…C   | class_weights   | [1/4, 4] (log)  | 1.0     | weight of real class c in the outer loss          |
 
     ## Observation space
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from distill_core.ssdkd.process import SSDKDConfig, SSDKDProcess
+from distill_core.ssdkd.config import SSDKDConfig
+from distill_core.ssdkd.process import SSDKDProcess
 from envs.process_env import ProcessEnv
 
 
@@ -21,8 +22,10 @@ class SSDKDEnv(ProcessEnv):
     | 1     | beta        | [0, 1]      | 0.4                 | importance-sampling correction               |
     | 2     | gamma       | [0, 4]      | 1.0                 | difficulty focus ``(1 − p_T(y|x))^γ``        |
     | 3     | diversity   | [0, 2]      | 1.0                 | diversity strength (φ_div and target draw)   |
-    | 4…    | class_weight_c | [1/4, 4] (log) | 1.0         | per-class target weight (``class_knobs=True``) |
+    | 4…3+C | class_weights | [1/4, 4] (log) | 1.0        | target weight of each class (``class_knobs=True``) |
     | last  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made (``replace_knob=True``) |
+
+    (The table is checked against :class:`~distill_core.ssdkd.process.SSDKDKnobs` by a test.)
 
     ## Observation space
 
@@ -51,7 +54,7 @@ class SSDKDEnv(ProcessEnv):
     ## Arguments
 
     ``gymnasium.make("DistillGym/SSDKD-Digits-v0", render_mode=None, reward_normalization=None, **config)``
-    where ``config`` is any field of :class:`distill_core.ssdkd.process.SSDKDConfig`.
+    where ``config`` is any field of :class:`distill_core.ssdkd.config.SSDKDConfig`.
     """
 
     process_cls = SSDKDProcess

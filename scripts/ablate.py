@@ -15,7 +15,7 @@ from pathlib import Path
 from agents.ablation import BACKENDS, Job, run_jobs, write_outputs
 from agents.registry import is_learning, list_agents
 from distill_core.common.cli import parse_overrides
-from envs import config_class
+from envs import registered_config
 
 
 def main(argv: list[str] | None = None) -> list:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> list:
     if unknown:
         parser.error(f"unknown agents {unknown}: use names from {', '.join(list_agents())}")
     try:
-        env_kwargs = parse_overrides(args.set, config_class(args.env_id))
+        env_kwargs = parse_overrides(args.set, type(registered_config(args.env_id)))
     except ValueError as err:
         parser.error(str(err))
     out = Path(args.out)

@@ -30,7 +30,7 @@ import numpy as np
 from distill_core.common.plots import line_plot
 from distill_core.common.report import markdown_table, write_json
 from distill_core.data import load_dataset
-from distill_core.ssdkd.presets import preset
+from distill_core.ssdkd.config import preset
 from distill_core.ssdkd.runner import method_config, run_distillation
 
 #: (name, preset, method, ablation switches, seeds): the full plan.

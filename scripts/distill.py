@@ -23,8 +23,8 @@ from typing import Any
 from distill_core.common.cli import parse_overrides
 from distill_core.common.report import markdown_table
 from distill_core.data import load_dataset
-from distill_core.ssdkd.presets import preset
-from distill_core.ssdkd.process import SSDKDConfig
+from distill_core.ssdkd.config import preset
+from distill_core.ssdkd.config import SSDKDConfig
 from distill_core.ssdkd.runner import METHODS, method_config, run_distillation
 
 

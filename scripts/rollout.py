@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from envs import config_class
+from envs import registered_config
 from agents.registry import is_learning, list_agents, make_agent
 from agents.rollout import read_traces, replay, run_episode, write_traces
 from agents.training import load_trained
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.agent:
         parser.error("--agent is required unless --replay is given")
     try:
-        env_kwargs = parse_overrides(args.set, config_class(args.env_id))
+        env_kwargs = parse_overrides(args.set, type(registered_config(args.env_id)))
     except ValueError as err:
         parser.error(str(err))
     env = gym.make(args.env_id, **env_kwargs)

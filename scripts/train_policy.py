@@ -6,6 +6,8 @@ optional VecNormalize, CSV / TensorBoard logs, progress bar).
 
 Outputs in ``--out`` (default ``runs/policies/<env>/<agent>_s<seed>``): model.zip, vecnormalize.pkl
 (if normalising), checkpoints/, eval/evaluations.npz, monitor/, logs/ (progress.csv, TensorBoard).
+``--resume`` continues from the newest checkpoint that can be read (an unreadable one, e.g. cut short by
+the kill, is skipped with a warning) and appends to every log, so the curves cover the whole run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from agents.registry import list_agents
 from agents.training import DEFAULT_EVAL_SEEDS, train_agent
 from distill_core.common.cli import parse_overrides
-from envs import config_class
+from envs import registered_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,12 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(DEFAULT_EVAL_SEEDS))
     parser.add_argument("--normalize", choices=["yes", "no"], default=None, help="VecNormalize (default: from YAML)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env configuration overrides")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest readable checkpoint in --out, appending to the logs")
     parser.add_argument("--out", default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     try:
-        env_kwargs = parse_overrides(args.set, config_class(args.env_id))
+        env_kwargs = parse_overrides(args.set, type(registered_config(args.env_id)))
     except ValueError as err:
         parser.error(str(err))
     out = Path(args.out or f"runs/policies/{args.env_id.replace('/', '_')}/{args.agent}_s{args.seed}")

@@ -19,8 +19,8 @@ from distill_core.condense.dd import DDConfig, DDProcess
 from distill_core.condense.dm import DMConfig, DMProcess
 from distill_core.condense.evaluator import EvalRecipe
 from distill_core.condense.presets import _CONFIGS, condense_config, eval_recipe
-from distill_core.ssdkd.presets import PRESETS
-from distill_core.ssdkd.process import SSDKDConfig, SSDKDProcess, deep_inversion_config, memory_bank_config, real_kd_config
+from distill_core.ssdkd.config import PRESETS, SSDKDConfig, deep_inversion_config, memory_bank_config, real_kd_config
+from distill_core.ssdkd.process import SSDKDProcess
 from distill_core.supervised import TrainRecipe
 
 CONFIG_CLASSES = [SSDKDConfig, DDConfig, DCConfig, DMConfig, TrainRecipe, EvalRecipe]

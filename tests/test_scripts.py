@@ -9,7 +9,7 @@ import torch
 
 from distill_core.common.checkpoint import load_checkpoint
 from distill_core.common.cli import parse_overrides
-from distill_core.ssdkd.process import SSDKDConfig
+from distill_core.ssdkd.config import SSDKDConfig
 
 TINY = ["rounds=3", "synth_batch=16", "buffer_capacity=32", "g_steps=2", "kd_steps=4", "probe_size=40", "probe_steps=2", "device=cpu"]
 

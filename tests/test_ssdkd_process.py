@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from distill_core.inversion import BatchNormStatsLoss
-from distill_core.ssdkd.process import (SSDKDConfig, SSDKDKnobs, SSDKDProcess, deep_inversion_config,
-                                        memory_bank_config, real_kd_config)
+from distill_core.ssdkd.config import SSDKDConfig, deep_inversion_config, memory_bank_config, real_kd_config
+from distill_core.ssdkd.process import SSDKDKnobs, SSDKDProcess
 
 SMALL = SSDKDConfig(dataset="digits", rounds=4, synth_batch=32, buffer_capacity=64, g_steps=3, kd_steps=8,
                     probe_size=100, probe_steps=5, device="cpu")

@@ -24,15 +24,14 @@ set of measurements. Running the paper's setting is::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill_core.augment import MIX_MODES, augment_batch, mix_batch
-from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, MAX_WIDTH, bounded, check_fields, check_memory
+from distill_core.augment import augment_batch, mix_batch
 from distill_core.common.device import resolve_device
 from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
@@ -42,12 +41,9 @@ from distill_core.kd import evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
-from distill_core.ssdkd.replay_buffer import EVICT_MODES, BufferStats, ReplayBuffer
+from distill_core.ssdkd.config import SSDKDConfig
+from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
-
-SYNTHESIS_MODES = ("generator", "pixels", "real")
-SCORES = ("probe_kl", "val_accuracy")
-
 
 @dataclass(frozen=True)
 class SSDKDKnobs:
@@ -67,159 +63,6 @@ class SSDKDKnobs:
 
 #: the knobs every SSD-KD env exposes; the configuration may add ``class_weights`` and ``replace_fraction``
 BASE_KNOBS = ("alpha", "beta", "gamma", "diversity")
-
-
-@dataclass(frozen=True)
-class SSDKDConfig:
-    """Everything fixed for a run (an episode). Defaults are sized for the 8×8 digits.
-
-    :param dataset: data set name; its real images are used only for metadata, the ``real`` synthesis
-        baseline and the ``val_accuracy`` research score.
-    :param teacher_arch: zoo name; default from :data:`distill_core.teachers.DEFAULT_TEACHERS`.
-    :param student_arch: zoo name; default the teacher's half-width partner.
-    :param teacher_seed: which cached teacher.
-    :param rounds: the budget, in rounds (one round = one env step).
-    :param synth_batch: new samples per round.
-    :param buffer_capacity: replay-buffer size (the "small scale").
-    :param evict: ``balanced`` (SSD-KD), ``fifo`` or ``none`` (append-only memory bank).
-    :param synthesis: ``generator`` (SSD-KD), ``pixels`` (DeepInversion) or ``real`` (KD on real images).
-    :param g_steps: inversion steps per round.
-    :param g_lr: generator Adam learning rate.
-    :param z_lr: latent Adam learning rate.
-    :param latent_dim: generator latent size.
-    :param gen_width: generator width.
-    :param pixel_lr: DeepInversion pixel learning rate.
-    :param lambda_bn: weight of the BatchNorm-statistics prior.
-    :param bn_first_weight: extra weight of the first BatchNorm layer in that prior (DeepInversion: 10).
-    :param lambda_oh: weight of the cross-entropy ("one-hot") term.
-    :param lambda_adv: weight of the adversarial term.
-    :param lambda_tv: weight of total variation (pixel mode).
-    :param inv_max_shift: per-sample random shift of synthetic images before the teacher sees them during
-        inversion (DeepInversion's jitter; 0 = off): a sample must then fool the teacher wherever it sits,
-        which favours shapes over pixel-exact patterns.
-    :param inv_hflip: random flips during inversion, likewise.
-    :param kd_steps: student updates per round.
-    :param kd_batch: KD minibatch size.
-    :param kd_lr: student learning rate (SGD, momentum 0.9, cosine over the whole run).
-    :param kd_weight_decay: student weight decay.
-    :param temperature: KD temperature.
-    :param kd_max_shift: per-sample random shift of KD batches (0 = off); the teacher labels what the student sees.
-    :param kd_hflip: random flips of KD batches.
-    :param kd_mix: ``none``, ``mixup`` or ``cutmix``: blend KD samples with random partners from the same
-        batch (the teacher labels the blends), so the student also learns between the stored samples.
-    :param kd_mix_prob: share of each KD batch that is blended.
-    :param use_diversity: φ_div and diversity-aware targets on/off (ablation).
-    :param use_difficulty: φ_diff on/off (ablation).
-    :param use_priority: priority sampling on/off (off = uniform, no IS weights; ablation).
-    :param class_knobs: expose per-class target weights as knobs.
-    :param replace_knob: expose the replace fraction as a knob.
-    :param score: ``probe_kl`` (−KL(T‖S) on a synthetic probe made at reset: data-free) or
-        ``val_accuracy`` (student accuracy on the real validation split: research mode, NOT data-free).
-    :param probe_size: probe set size.
-    :param probe_steps: inversion steps that make the probe.
-    :param device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
-    """
-
-    dataset: str = "digits"
-    teacher_arch: str | None = None
-    student_arch: str | None = None
-    teacher_seed: int = bounded(0, 0)
-    rounds: int = bounded(12, 1)
-    synth_batch: int = bounded(64, 1, MAX_SAMPLES)
-    buffer_capacity: int = bounded(256, 1, MAX_SAMPLES)
-    evict: str = "balanced"
-    synthesis: str = "generator"
-    g_steps: int = bounded(5, 1)
-    g_lr: float = bounded(4e-3, above=0.0)
-    z_lr: float = bounded(4e-2, above=0.0)
-    latent_dim: int = bounded(64, 1, MAX_WIDTH)
-    gen_width: int = bounded(32, 1, MAX_WIDTH)
-    pixel_lr: float = bounded(0.1, above=0.0)
-    lambda_bn: float = bounded(1.0, 0.0)
-    bn_first_weight: float = bounded(1.0, 0.0)
-    lambda_oh: float = bounded(1.0, 0.0)
-    lambda_adv: float = bounded(0.5, 0.0)
-    lambda_tv: float = bounded(0.0, 0.0)
-    inv_max_shift: int = bounded(0, 0, MAX_SHIFT)
-    inv_hflip: bool = False
-    kd_steps: int = bounded(20, 1)
-    kd_batch: int = bounded(64, 1, MAX_SAMPLES)
-    kd_lr: float = bounded(0.05, above=0.0)
-    kd_weight_decay: float = bounded(1e-4, 0.0)
-    temperature: float = bounded(4.0, above=0.0)
-    kd_max_shift: int = bounded(0, 0, MAX_SHIFT)
-    kd_hflip: bool = False
-    kd_mix: str = "none"
-    kd_mix_prob: float = bounded(0.5, 0.0, 1.0)
-    use_diversity: bool = True
-    use_difficulty: bool = True
-    use_priority: bool = True
-    class_knobs: bool = False
-    replace_knob: bool = False
-    score: str = "probe_kl"
-    probe_size: int = bounded(200, 1, MAX_SAMPLES)
-    probe_steps: int = bounded(30, 1)
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.synthesis not in SYNTHESIS_MODES:
-            raise ValueError(f"unknown synthesis {self.synthesis!r}: use one of {SYNTHESIS_MODES}")
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}: use one of {SCORES}")
-        if self.kd_mix not in MIX_MODES:
-            raise ValueError(f"unknown kd_mix {self.kd_mix!r}: use one of {MIX_MODES}")
-        if self.evict not in EVICT_MODES:  # else only the buffer, built at reset, would refuse it
-            raise ValueError(f"unknown evict {self.evict!r}: use one of {EVICT_MODES}")
-        if self.synth_batch > self.buffer_capacity:
-            raise ValueError(f"synth_batch ({self.synth_batch}) cannot exceed buffer_capacity ({self.buffer_capacity})")
-        if self.evict == "none" and self.rounds * self.synth_batch > self.buffer_capacity:
-            raise ValueError(
-                f"an append-only buffer (evict='none') needs capacity >= rounds × synth_batch = {self.rounds * self.synth_batch}"
-            )
-
-    def check_fits(self, data: DatasetSplits) -> None:
-        """Refuse, before anything is allocated, a run whose replay buffer (which bounds a round's batch),
-        probe set or generator on ``data`` would exceed :data:`~distill_core.common.config_checks.MEMORY_LIMIT_BYTES`.
-
-        :param data: the data set the run distils (its input shape and number of classes).
-        :raises ValueError: naming what is too large and the fields to lower.
-        """
-        per_sample = math.prod(data.input_shape) + data.num_classes  # a sample and its teacher logits
-        check_memory("SSDKDConfig", "the replay buffer", self.buffer_capacity, per_sample, "buffer_capacity")
-        check_memory("SSDKDConfig", "the probe set", self.probe_size, per_sample, "probe_size")
-        with torch.device("meta"):  # the generator's true size, without allocating it
-            generator = Generator(data.input_shape, data.mean, data.std, self.latent_dim, self.gen_width)
-        check_memory("SSDKDConfig", "the generator", sum(p.numel() for p in generator.parameters()), 1,
-                     "latent_dim or gen_width")
-
-    @property
-    def budget(self) -> int:
-        """Synthetic samples made over the whole run."""
-        return self.rounds * self.synth_batch
-
-
-def memory_bank_config(config: SSDKDConfig) -> SSDKDConfig:
-    """The Fast-DFKD / CMI baseline on the same harness: append-only pool of every sample made,
-    uniform sampling, no modulation, uniform targets."""
-    return replace(config, evict="none", buffer_capacity=config.budget, use_diversity=False,
-                   use_difficulty=False, use_priority=False)
-
-
-def deep_inversion_config(config: SSDKDConfig, steps: int | None = None) -> SSDKDConfig:
-    """DeepInversion on the same harness: pixels optimised from noise (no generator), memory bank.
-    It needs more steps than a generator that carries over between rounds."""
-    return replace(memory_bank_config(config), synthesis="pixels", g_steps=steps or 4 * config.g_steps, lambda_adv=0.0,
-                   lambda_tv=1e-2 if config.lambda_tv == 0 else config.lambda_tv)
-
-
-def real_kd_config(config: SSDKDConfig, samples: int | None = None) -> SSDKDConfig:
-    """KD on random real training images (the upper bounds): ``samples`` images (default: the same
-    budget as the synthetic run), spread over the same number of rounds, uniform sampling."""
-    samples = samples or config.budget
-    per_round = math.ceil(samples / config.rounds)
-    return replace(config, synthesis="real", synth_batch=per_round, evict="none",
-                   buffer_capacity=per_round * config.rounds, use_diversity=False, use_difficulty=False, use_priority=False)
 
 
 @dataclass

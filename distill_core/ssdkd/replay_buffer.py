@@ -1,6 +1,6 @@
 """SSD-KD's dynamic replay buffer: partial (class-balanced) updates and priority sampling.
 
-DESIGN.md §3, items 4-5, as reconstructed here (the paper has no code):
+Steps 4 and 5 of an SSD-KD round (docs/design.md), as reconstructed here (the paper has no code):
 
 * **Partial update.** New synthetic samples enter with the current maximum raw priority (1.0 in an
   empty buffer), so each is drawn soon, as in PER. Once the buffer is full, exactly as many items are

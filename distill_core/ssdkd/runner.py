@@ -17,8 +17,8 @@ from distill_core.common.checkpoint import atomic_save
 from distill_core.common.plots import line_plot, sample_grid
 from distill_core.common.report import write_json
 from distill_core.kd import evaluate
-from distill_core.ssdkd.process import (SSDKDConfig, SSDKDProcess, deep_inversion_config, memory_bank_config,
-                                        real_kd_config)
+from distill_core.ssdkd.config import SSDKDConfig, deep_inversion_config, memory_bank_config, real_kd_config
+from distill_core.ssdkd.process import SSDKDProcess
 
 STUDENT_FORMAT = "distill-gym/student/v1"
 METHODS = ("ssdkd", "memory_bank", "deep_inversion", "real_kd", "real_full")
