@@ -30,18 +30,15 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.common.batching import CHUNK, minibatches
-from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
+from distill_core.common.config_checks import MAX_SAMPLES, bounded
 from distill_core.common.seeding import derive_seed, seeded
-from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
-from distill_core.condense.dsa import DSA_STRATEGY, dsa_random, parse_strategy
+from distill_core.condense.base import MatchingConfig, MatchingProcess
+from distill_core.condense.dsa import dsa_random
 from distill_core.condense.evaluator import backward_in_chunks
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model, has_batchnorm
 from distill_core.process import Update
-
-#: how the synthetic images start: random real images of their class, or N(0, 1) noise
-INITS = ("real", "noise")
 
 #: DC's (outer_loop, inner_loop) per images per class (``get_loops`` in the DC code).
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -55,77 +52,30 @@ def default_loops(images_per_class: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class DCConfig:
-    """A DC (or DSA) run (an episode).
+class DCConfig(MatchingConfig):
+    """A DC (or DSA) run (an episode): the :class:`~distill_core.condense.base.MatchingConfig` fields with
+    DC's defaults (256 real images per class, pixel learning rate 0.1, DSA off: ``dsa=True`` is DSA,
+    with per-image DSA in the inner training too), and DC's own:
 
-    :param dataset: data set to condense.
-    :param images_per_class: synthetic images per class.
-    :param iterations: outer iterations (the budget; one env step each; DC runs 1000).
     :param outer_loop: image updates per iteration (each on the same, progressively trained network);
         ``None`` = DC's choice for ``images_per_class`` (1 → 1, 10 → 10, 50 → 50; see :data:`DC_LOOPS`).
     :param inner_loop: epochs of training the network on the synthetic set between image updates;
         ``None`` = DC's choice (1 → 1, 10 → 50, 50 → 10).
-    :param real_batch: real images per class in each gradient (DC: 256).
-    :param lr_images: SGD learning rate of the synthetic pixels (momentum 0.5, as in DC).
-    :param lr_schedule: ``constant`` (DC) or ``cosine`` (the pixels' learning rate decays to 0 over
-        ``iterations``).
     :param lr_net: SGD learning rate of the network's inner training (no momentum, as in DC).
     :param batch_train: minibatch size of the inner training on the synthetic set (DC: 256).
-    :param init: ``real`` (start from random real images) or ``noise``.
-    :param dsa: differentiable siamese augmentation (DSA): the same random transform on the real and
-        the synthetic batch of a class, one shared parameter set per class batch, drawn from the run's
-        generator; per-image DSA in the inner training.
-    :param dsa_strategy: ``_``-separated DSA groups (see :mod:`distill_core.condense.dsa`).
-    :param net_arch: the network whose gradients are matched.
-    :param net_width: its width (ConvNet-3 uses 128).
-    :param net_depth: its number of conv blocks (``None`` = the architecture's default, 3 for ConvNet-3);
-        small inputs need fewer (8×8 digits: 2, else the last block instance-normalises 2×2 maps).
-    :param score_every: score the set every this many iterations (and after the last); in between the
-        score, and so the reward, carries over. 1 for RL; larger for plain runs, where scoring dominates.
-    :param score_epochs: epochs of the cheap evaluator that scores the set.
-    :param score_lr: its learning rate (higher than the full protocol's: it trains for few steps).
-    :param score_width: width of the cheap evaluator's ConvNet-3.
-    :param device: ``auto``, ``cpu`` or ``cuda``.
+    :param net_depth: the matched network's number of conv blocks (``None`` = the architecture's
+        default, 3 for ConvNet-3); small inputs need fewer (8×8 digits: 2, else the last block
+        instance-normalises 2×2 maps).
     """
 
-    dataset: str = "digits"
-    images_per_class: int = bounded(10, 1, MAX_SAMPLES)
-    iterations: int = bounded(20, 1)
-    outer_loop: int | None = bounded(None, 1)
-    inner_loop: int | None = bounded(None, 0)
     real_batch: int = bounded(256, 1, MAX_SAMPLES)
     lr_images: float = bounded(0.1, above=0.0)
-    lr_schedule: str = "constant"
+    dsa: bool = False
+    outer_loop: int | None = bounded(None, 1)
+    inner_loop: int | None = bounded(None, 0)
     lr_net: float = bounded(0.01, above=0.0)
     batch_train: int = bounded(256, 1, MAX_SAMPLES)
-    init: str = "real"
-    dsa: bool = False
-    dsa_strategy: str = DSA_STRATEGY
-    net_arch: str = "convnet3_in"
-    net_width: int = bounded(128, 1, MAX_WIDTH)
     net_depth: int | None = bounded(None, 1)
-    score_every: int = bounded(1, 1)
-    score_epochs: int = bounded(100, 1)
-    score_lr: float = bounded(0.05, above=0.0)
-    score_width: int = bounded(32, 1, MAX_WIDTH)
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        check_choice(self, "init", INITS)
-        check_choice(self, "lr_schedule", LR_SCHEDULES)
-        try:
-            parse_strategy(self.dsa_strategy)
-        except ValueError as err:
-            raise ValueError(f"DCConfig.dsa_strategy: {err}") from None
-
-    def check_fits(self, data: DatasetSplits) -> None:
-        """Refuse, before anything is allocated, a set with more images of a class than ``data`` has.
-
-        :param data: the data set to condense.
-        :raises ValueError: with the range ``images_per_class`` must lie in.
-        """
-        check_per_class("DCConfig", "images_per_class", self.images_per_class, data)
 
     @property
     def loops(self) -> tuple[int, int]:

@@ -23,78 +23,18 @@ import numpy as np
 import torch
 
 from distill_core.common.batching import CHUNK
-from distill_core.common.config_checks import MAX_SAMPLES, MAX_WIDTH, bounded, check_choice, check_fields, check_per_class
 from distill_core.common.seeding import derive_seed, seeded
-from distill_core.condense.base import LR_SCHEDULES, MatchingProcess
-from distill_core.condense.dsa import DSA_STRATEGY, parse_strategy
+from distill_core.condense.base import MatchingConfig, MatchingProcess
 from distill_core.data import DatasetSplits
 from distill_core.models import build_model, has_batchnorm
 from distill_core.process import Update
 
 
-#: how the synthetic images start: random real images of their class, or N(0, 1) noise
-INITS = ("real", "noise")
-
-
 @dataclass(frozen=True)
-class DMConfig:
-    """A DM run (an episode).
-
-    :param dataset: data set to condense.
-    :param images_per_class: synthetic images per class.
-    :param iterations: outer updates (the budget; one env step each).
-    :param real_batch: real images per class per update.
-    :param lr_images: SGD learning rate of the synthetic pixels (momentum 0.5, as in DM).
-    :param lr_schedule: ``constant`` (DM) or ``cosine`` (the pixels' learning rate decays to 0 over
-        ``iterations``: with a budget far below DM's 20 000 updates, the last ones then settle the
-        images instead of jittering them).
-    :param init: ``real`` (start from random real images, as DM does) or ``noise``.
-    :param dsa: differentiable siamese augmentation before embedding: one random transform per class
-        and update, the same on the real and the synthetic batch (DM's setting).
-    :param dsa_strategy: ``_``-separated DSA groups (see :mod:`distill_core.condense.dsa`).
-    :param net_arch: the randomly initialised embedding network.
-    :param net_width: its width (ConvNet-3 uses 128).
-    :param score_every: score the set every this many updates (and after the last); in between the
-        score, and so the reward, carries over. 1 for RL; larger for plain runs, where scoring dominates.
-    :param score_epochs: epochs of the cheap evaluator that scores the set.
-    :param score_lr: its learning rate (higher than the full protocol's: it trains for few steps).
-    :param score_width: width of the cheap evaluator's ConvNet-3.
-    :param device: ``auto``, ``cpu`` or ``cuda``.
-    """
-
-    dataset: str = "digits"
-    images_per_class: int = bounded(10, 1, MAX_SAMPLES)
-    iterations: int = bounded(20, 1)
-    real_batch: int = bounded(64, 1, MAX_SAMPLES)
-    lr_images: float = bounded(1.0, above=0.0)
-    lr_schedule: str = "constant"
-    init: str = "real"
-    dsa: bool = True
-    dsa_strategy: str = DSA_STRATEGY
-    net_arch: str = "convnet3_in"
-    net_width: int = bounded(128, 1, MAX_WIDTH)
-    score_every: int = bounded(1, 1)
-    score_epochs: int = bounded(100, 1)
-    score_lr: float = bounded(0.05, above=0.0)
-    score_width: int = bounded(32, 1, MAX_WIDTH)
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        check_choice(self, "init", INITS)
-        check_choice(self, "lr_schedule", LR_SCHEDULES)
-        try:
-            parse_strategy(self.dsa_strategy)
-        except ValueError as err:
-            raise ValueError(f"DMConfig.dsa_strategy: {err}") from None
-
-    def check_fits(self, data: DatasetSplits) -> None:
-        """Refuse, before anything is allocated, a set with more images of a class than ``data`` has.
-
-        :param data: the data set to condense.
-        :raises ValueError: with the range ``images_per_class`` must lie in.
-        """
-        check_per_class("DMConfig", "images_per_class", self.images_per_class, data)
+class DMConfig(MatchingConfig):
+    """A DM run (an episode): every field is a :class:`~distill_core.condense.base.MatchingConfig` field,
+    whose defaults are DM's (64 real images per class, pixel learning rate 1, DSA on); the matched
+    network is a freshly initialised, never-trained ``net_arch`` every update."""
 
 
 @torch.no_grad()
