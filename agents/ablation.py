@@ -58,9 +58,9 @@ def run_job(job: Job) -> dict[str, Any]:
               for seed in job.eval_seeds]
     write_traces(traces, out / "traces.jsonl")
     rows = [{"agent": job.agent, "train_seed": job.train_seed, "eval_seed": t.seed, "return": t.episode_return,
-             **{k: v for k, v in t.final.items() if isinstance(v, (int, float, bool))}} for t in traces]
+             **{k: v for k, v in {**t.outcome, **t.timings}.items() if isinstance(v, (int, float, bool))}} for t in traces]
     return {"agent": job.agent, "train_seed": job.train_seed, "train_seconds": train_seconds,
-            "eval_seconds": sum(t.final["seconds"] for t in traces), "rows": rows,
+            "eval_seconds": sum(t.timings["seconds"] for t in traces), "rows": rows,
             "monitor_dir": str(out / "monitor"), "eval_log": str(out / "eval" / "evaluations.npz")}
 
 

@@ -94,11 +94,6 @@ class EpisodeTrace:
         """The env's end-of-episode metrics (the ``outcome`` entries past :data:`OUTCOME_KEYS`)."""
         return {k: v for k, v in self.outcome.items() if k not in OUTCOME_KEYS}
 
-    @property
-    def final(self) -> dict[str, Any]:
-        """Outcome and timings in one dict, for report tables only (a replay compares ``outcome``)."""
-        return {**self.outcome, **self.timings}
-
 
 def run_episode(env: gym.Env, agent: Any, seed: int, *, env_id: str, env_kwargs: dict[str, Any] | None = None,
                 agent_name: str = "", deterministic: bool = True) -> EpisodeTrace:
@@ -121,8 +116,11 @@ def run_episode(env: gym.Env, agent: Any, seed: int, *, env_id: str, env_kwargs:
     state, episode_start = None, np.ones((1,), dtype=bool)
     terminated = truncated = False
     info: dict[str, Any] = {}
+    # an SB3 agent trained behind VecNormalize acts on normalised observations (frozen statistics here)
+    normalizer = agent.get_vec_normalize_env() if hasattr(agent, "get_vec_normalize_env") else None
     while not (terminated or truncated):
-        action, state = agent.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
+        action, state = agent.predict(seen, state=state, episode_start=episode_start, deterministic=deterministic)
         episode_start = np.zeros((1,), dtype=bool)
         action = np.asarray(action, dtype=np.float32).reshape(env.action_space.shape)
         obs, reward, terminated, truncated, info = env.step(action)

@@ -24,7 +24,7 @@ class CondenseDCEnv(ProcessEnv):
 
     ## Observation space
 
-    ``Box`` of ``3C + 2`` entries: per class the gradient-matching distance per output unit (in [0, 1])
+    ``Box`` of ``2C + 2`` entries: per class the gradient-matching distance per output unit (in [0, 1])
     and the cheap evaluator's validation accuracy, then progress and ``tanh`` of the last gain; names in ``env.unwrapped.observation_names``.
 
     ## Rewards

@@ -31,7 +31,7 @@ class SSDKDEnv(ProcessEnv):
 
     ``Box(float32)`` of bounded statistics, names in ``env.unwrapped.observation_names``: the buffer's
     class histogram, per-class mean priority and teacher confidence (3·C), histogram entropy, fill
-    ratio, mean/max priority, size; student–teacher agreement and squashed KL on the synthetic probe;
+    ratio, mean/min/max priority; student–teacher agreement and squashed KL on the synthetic probe;
     the fraction of the budget spent; ``tanh`` of the last gain.
 
     ## Rewards

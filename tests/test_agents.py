@@ -44,7 +44,7 @@ def test_every_agent_trains_and_acts(name, digits_teacher):
     agent = make_agent(name, env, seed=0, env_id=DIGITS, hyperparams=FAST.get(name, {}), device="cpu")
     agent.learn(total_timesteps=256)
     trace = run_episode(env, agent, seed=5, env_id=DIGITS, env_kwargs=TINY, agent_name=name)
-    assert trace.final["steps"] == TINY["rounds"]
+    assert trace.outcome["steps"] == TINY["rounds"]
     assert all(env.action_space.contains(np.asarray(a, np.float32)) for a in trace.actions)
 
 
@@ -96,7 +96,7 @@ def test_training_with_eval_checkpoints_vecnormalize_and_resume(tmp_path, digits
     assert resumed.resumed_from is not None and latest_checkpoint(tmp_path / "ppo" / "checkpoints")[1] == 144
     env = gym.make(DIGITS, **TINY)
     policy = load_trained("ppo", tmp_path / "ppo", env)
-    assert run_episode(env, policy, 3, env_id=DIGITS, env_kwargs=TINY).final["steps"] == TINY["rounds"]
+    assert run_episode(env, policy, 3, env_id=DIGITS, env_kwargs=TINY).outcome["steps"] == TINY["rounds"]
 
 
 def test_confidence_interval():

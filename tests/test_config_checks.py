@@ -112,9 +112,18 @@ def test_defaults_round_trip_through_command_line_overrides(cls):
     assert cls(**parse_overrides(pairs, cls)) == cls()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="parse_overrides turns 'none' into None even for a plain str field")
 def test_a_choice_called_none_survives_command_line_overrides():
     assert SSDKDConfig(**parse_overrides(["kd_mix=none"], SSDKDConfig)).kd_mix == "none"
+    assert parse_overrides(["teacher_arch=none", "evict=none"], SSDKDConfig) == {"teacher_arch": None, "evict": "none"}
+
+
+def test_an_override_is_parsed_as_its_declared_type():
+    assert parse_overrides(["outer_loop=3"], DCConfig) == {"outer_loop": 3}
+    assert parse_overrides(["outer_loop=none"], DCConfig) == {"outer_loop": None}
+    with pytest.raises(ValueError, match="outer_loop='2.5'"):
+        parse_overrides(["outer_loop=2.5"], DCConfig)
+    with pytest.raises(ValueError, match="kd_hflip='yes': expected true or false"):
+        parse_overrides(["kd_hflip=yes"], SSDKDConfig)
 
 
 def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -50,7 +51,7 @@ def test_a_good_trace_reproduces_and_keeps_timings_apart(good, tmp_path):
     assert set(OUTCOME_KEYS) <= set(trace.outcome) and "test_accuracy" in trace.final_metrics
     assert not any("seconds" in k for k in trace.outcome)  # compared fields hold no machine measurement
     assert trace.timings["seconds"] > 0 and "synthesis_seconds" in trace.timings
-    assert trace.final["steps"] == TINY["rounds"] and "seconds" in trace.final  # the report view has both
+    assert trace.outcome["steps"] == TINY["rounds"]
 
 
 def test_the_runtime_is_recorded(good):
@@ -293,3 +294,30 @@ def test_script_prints_the_fields_that_differed(good, tmp_path, capsys):
     assert ROLLOUT_MAIN(["--replay", str(path)]) == 1
     out = capsys.readouterr().out
     assert "outcome.test_accuracy: recorded" in out and out.count("did not reproduce") == 1
+
+
+def test_an_agent_trained_behind_vecnormalize_sees_normalised_observations(digits_teacher):
+    class Normalizer:
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def normalize_obs(self, obs):
+            self.seen += 1
+            return obs * 0.0 + 7.0
+
+    class Agent:
+        def __init__(self) -> None:
+            self.normalizer, self.inputs = Normalizer(), []
+
+        def get_vec_normalize_env(self):
+            return self.normalizer
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            self.inputs.append(np.asarray(obs))
+            return np.zeros(4, np.float32), state
+
+    env = gym.make(DIGITS, **TINY)
+    agent = Agent()
+    trace = run_episode(env, agent, 0, env_id=DIGITS, env_kwargs=TINY)
+    assert agent.normalizer.seen == TINY["rounds"] and all((x == 7.0).all() for x in agent.inputs)
+    assert trace.observations[0] != [7.0] * len(trace.observations[0])  # the trace keeps the raw observation

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 
 def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
     """``["kd_steps=40", "kd_hflip=true"]`` → typed values for the fields of ``config_cls``.
 
+    Each value is parsed as its field's declared type (``int``, ``float``, ``bool``, ``str``); ``none``
+    means ``None`` only for a field that may be ``None`` (``kd_mix=none`` stays the string ``"none"``).
+
     :raises ValueError: a pair without ``=``, an unknown field, or a value of the wrong type.
     """
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -19,20 +25,18 @@ def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         if key not in fields:
             raise ValueError(f"unknown configuration field {key!r}; known: {', '.join(sorted(fields))}")
-        default = fields[key].default
+        kinds = _kinds(hints[key])
         try:
-            if isinstance(default, bool):
+            if type(None) in kinds and raw.lower() == "none":
+                out[key] = None
+            elif bool in kinds:
                 if raw.lower() not in ("true", "false", "1", "0"):
                     raise ValueError("expected true or false")
                 out[key] = raw.lower() in ("true", "1")
-            elif isinstance(default, int):
+            elif int in kinds:
                 out[key] = int(raw)
-            elif isinstance(default, float):
+            elif float in kinds:
                 out[key] = float(raw)
-            elif raw.lower() == "none":
-                out[key] = None
-            elif default is None:  # an optional number (e.g. "pick by size"): the most specific type that parses
-                out[key] = _number_or_text(raw)
             else:
                 out[key] = raw
         except ValueError as err:
@@ -40,10 +44,8 @@ def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
     return out
 
 
-def _number_or_text(raw: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
+def _kinds(hint: Any) -> tuple[Any, ...]:
+    """The types a field's annotation allows (``int | None`` → ``(int, NoneType)``)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
