@@ -1,9 +1,12 @@
 """Non-learning policies that share the SB3 interface (``predict``/``learn``/``save``), so an ablation
-can list them beside PPO and SAC: ``random``, ``constant`` (the paper's defaults) and ``schedule``."""
+can list them beside PPO and SAC: ``random``, ``constant`` (the paper's defaults), ``schedule`` (one knob
+annealed), ``static`` (any fixed action), ``progress_schedule`` (any two actions interpolated over the
+run's progress) and ``adaptive`` (per-class target weights from the student's per-class disagreement)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -45,9 +48,42 @@ class BaselinePolicy:
     def _act(self, observation: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def settings(self) -> dict[str, Any]:
+        """What, besides its name and seed, rebuilds this policy (written by :meth:`save`)."""
+        return {}
+
     def save(self, path: str | os.PathLike) -> None:
         """Write a small JSON describing the policy (there are no weights)."""
-        Path(path).with_suffix(".json").write_text(json.dumps({"agent": self.name, "seed": self.seed}))
+        Path(path).with_suffix(".json").write_text(json.dumps({"agent": self.name, "seed": self.seed, **self.settings()}))
+
+    def _require_process_env(self) -> Any:
+        """The :class:`ProcessEnv` under the wrappers (``ValueError`` naming this policy when there is none)."""
+        if self._process_env is None:
+            raise ValueError(f"the {self.name} policy needs a distill-gym ProcessEnv (it reads the knobs and the observation)")
+        return self._process_env
+
+    def _constant_action(self) -> np.ndarray:
+        """The action of the paper's default knobs (``action_from_knobs(Knobs())``)."""
+        penv = self._require_process_env()
+        return penv.action_from_knobs(penv.process.Knobs())
+
+    def _checked_action(self, action: Any, what: str) -> np.ndarray:
+        """``action`` as a float32 vector of the action space's shape inside ``[-1, 1]`` (else ``ValueError``)."""
+        vector = np.asarray(action, dtype=np.float64)
+        names = getattr(self._process_env, "action_names", None)
+        if vector.shape != self.action_space.shape:
+            listed = f" ({', '.join(names)})" if names else ""
+            raise ValueError(f"{self.name}: {what} has shape {vector.shape}, expected {self.action_space.shape}{listed}")
+        if not np.isfinite(vector).all() or (np.abs(vector) > 1.0).any():
+            raise ValueError(f"{self.name}: {what} must be finite and inside [-1, 1] (the env's action space), got {vector.tolist()}")
+        return vector.astype(np.float32)
+
+    def _progress_index(self) -> int:
+        """Where the observation holds ``progress`` (``ValueError`` when it does not)."""
+        penv = self._require_process_env()
+        if "progress" not in penv.observation_names:
+            raise ValueError(f"the {self.name} policy needs a 'progress' entry in the observation")
+        return penv.observation_names.index("progress")
 
 
 class RandomPolicy(BaselinePolicy):
@@ -79,7 +115,52 @@ class ConstantPolicy(BaselinePolicy):
         return self._action
 
 
-class SchedulePolicy(BaselinePolicy):
+class StaticPolicy(BaselinePolicy):
+    """One fixed action, whatever the observation (a black-box search's best static knob vector).
+
+    :param action: the action in the env's ``[-1, 1]^k`` (default: the paper's constants, i.e. ``constant``).
+    """
+
+    name = "static"
+
+    def __init__(self, env: gym.Env | Any, seed: int | None = None, action: Any = None) -> None:
+        super().__init__(env, seed)
+        self.action = self._checked_action(self._constant_action() if action is None else action, "action")
+
+    def settings(self) -> dict[str, Any]:
+        return {"action": self.action.tolist()}
+
+    def _act(self, observation: np.ndarray) -> np.ndarray:
+        return self.action
+
+
+class ProgressSchedulePolicy(BaselinePolicy):
+    """Two actions, ``start`` and ``end``, linearly interpolated over the run's progress (the
+    observation's ``progress`` entry, 0 before the first step): ``(1 − t)·start + t·end``. Both are in the
+    env's ``[-1, 1]^k``, so the interpolation is linear in action space (on a log-scale knob it is
+    geometric in the knob's value).
+
+    :param start: the action at progress 0 (default: the paper's constants).
+    :param end: the action at progress 1 (default: ``start``, a static policy).
+    """
+
+    name = "progress_schedule"
+
+    def __init__(self, env: gym.Env | Any, seed: int | None = None, start: Any = None, end: Any = None) -> None:
+        super().__init__(env, seed)
+        self._progress_at = self._progress_index()
+        self.start = self._checked_action(self._constant_action() if start is None else start, "start")
+        self.end = self.start.copy() if end is None else self._checked_action(end, "end")
+
+    def settings(self) -> dict[str, Any]:
+        return {"start": self.start.tolist(), "end": self.end.tolist()}
+
+    def _act(self, observation: np.ndarray) -> np.ndarray:
+        t = float(np.clip(observation[self._progress_at], 0.0, 1.0))
+        return ((1.0 - t) * self.start + t * self.end).astype(np.float32)
+
+
+class SchedulePolicy(ProgressSchedulePolicy):
     """A scripted schedule over the run's progress: the paper's defaults, with chosen knobs moved
     linearly from their default to a final value. Default: β annealed to 1 (as in PER) where the env has
     a β knob (SSD-KD), else the learning rate decayed tenfold (``lr_scale`` → 0.1; condensation).
@@ -92,26 +173,90 @@ class SchedulePolicy(BaselinePolicy):
     DEFAULT_SCHEDULES = ({"beta": 1.0}, {"lr_scale": 0.1})
 
     def __init__(self, env: gym.Env | Any, seed: int | None = None, schedule: dict[str, float] | None = None) -> None:
-        super().__init__(env, seed)
-        if self._process_env is None:
+        penv = _find_process_env(env)
+        if penv is None:
             raise ValueError("the schedule policy needs a distill-gym ProcessEnv (it reads knobs and progress)")
-        penv = self._process_env
         if schedule is None:
             schedule = next((d for d in self.DEFAULT_SCHEDULES if set(d) <= set(penv.knob_names)), self.DEFAULT_SCHEDULES[0])
         self.schedule = dict(schedule)
         unknown = set(self.schedule) - set(penv.knob_names)
         if unknown:
             raise ValueError(f"schedule names unknown knobs {sorted(unknown)}; knobs are {list(penv.knob_names)}")
-        if "progress" not in penv.observation_names:
-            raise ValueError("the schedule policy needs a 'progress' entry in the observation")
-        self._progress_index = penv.observation_names.index("progress")
-        self._start = penv.action_from_knobs(penv.process.Knobs())
-        end_knobs = penv.process.Knobs(**self.schedule)
-        self._end = penv.action_from_knobs(end_knobs)
+        end = penv.action_from_knobs(penv.process.Knobs(**self.schedule))
+        super().__init__(env, seed, start=None, end=end)
+
+    def settings(self) -> dict[str, Any]:
+        return {"schedule": self.schedule}
+
+
+class AdaptivePolicy(BaselinePolicy):
+    """A hand-written adaptive heuristic: the paper's constants, except that the per-class target
+    weights follow the student's per-class disagreement with the teacher on the probe.
+
+    Every round it reads ``probe/agreement/c`` for each class c (else ``probe/kl/c``) from the
+    observation, takes the disagreement ``d_c = 1 − agreement_c`` (or the KL entry as it is), floors it at
+    ``floor`` (a class the student already matches keeps some weight), and sets
+    ``class_weights_c ∝ (d_c)^strength``, normalised to a geometric mean of 1 (the middle of the knob's
+    log range, and the default) and clipped to the knob's range. The target draw is proportional to
+    these weights, so classes the student gets wrong are synthesised more often.
+
+    **Degrades to the constants.** When the env exposes no per-class ``class_weights`` knob (SSD-KD:
+    ``class_knobs=False``, the default) or the observation has no per-class ``probe/agreement/c`` or
+    ``probe/kl/c`` entries, it acts exactly as ``constant``; :attr:`adapts` says which case holds.
+
+    :param floor: the smallest disagreement a class counts with (in (0, 1]).
+    :param strength: the exponent on the disagreement (0: uniform weights, i.e. the constants).
+    """
+
+    name = "adaptive"
+    #: the per-class observation entries read, in order of preference (``{c}``: the class)
+    SIGNALS = ("probe/agreement/{c}", "probe/kl/{c}")
+
+    def __init__(self, env: gym.Env | Any, seed: int | None = None, floor: float = 0.05, strength: float = 1.0) -> None:
+        super().__init__(env, seed)
+        if not 0.0 < floor <= 1.0 or not math.isfinite(strength) or strength < 0.0:
+            raise ValueError(f"adaptive: floor must be in (0, 1] and strength >= 0, got floor={floor}, strength={strength}")
+        self.floor, self.strength = float(floor), float(strength)
+        penv = self._require_process_env()
+        self._base = self._constant_action()
+        self._spec, self._entries, self._signal, self._reads = None, slice(0, 0), "", np.zeros(0, dtype=int)
+        at = 0
+        for spec in penv.knob_specs:
+            if spec.name == "class_weights" and spec.per_class:
+                self._spec, self._entries = spec, slice(at, at + spec.size)
+            at += spec.size
+        if self._spec is not None:
+            for signal in self.SIGNALS:
+                names = [signal.format(c=c) for c in range(self._spec.size)]
+                if all(n in penv.observation_names for n in names):
+                    self._signal = signal
+                    self._reads = np.array([penv.observation_names.index(n) for n in names])
+                    break
+
+    @property
+    def adapts(self) -> bool:
+        """Whether this env lets the policy adapt (a per-class ``class_weights`` knob and per-class probe
+        entries); when False it is the constant policy."""
+        return bool(self._signal)
+
+    def settings(self) -> dict[str, Any]:
+        return {"floor": self.floor, "strength": self.strength, "reads": self._signal or None}
+
+    def class_weights(self, observation: np.ndarray) -> np.ndarray:
+        """The per-class target weights for ``observation`` (only when :attr:`adapts`)."""
+        signal = np.asarray(observation, dtype=np.float64)[self._reads]
+        disagreement = 1.0 - signal if self._signal.startswith("probe/agreement") else signal
+        disagreement = np.maximum(np.nan_to_num(disagreement, nan=1.0), self.floor)
+        log_weights = self.strength * np.log(disagreement)
+        weights = np.exp(log_weights - log_weights.mean())  # geometric mean 1
+        return np.clip(weights, self._spec.low, self._spec.high)
 
     def _act(self, observation: np.ndarray) -> np.ndarray:
-        t = float(np.clip(observation[self._progress_index], 0.0, 1.0))
-        return (1.0 - t) * self._start + t * self._end
+        if not self.adapts:
+            return self._base
+        action = self._base.copy()
+        action[self._entries] = [self._spec.to_unit(w) for w in self.class_weights(observation)]
+        return action
 
 
 def _find_process_env(env: Any) -> Any:

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from agents.baselines import BaselinePolicy, ConstantPolicy, RandomPolicy, SchedulePolicy
+from agents.baselines import (AdaptivePolicy, BaselinePolicy, ConstantPolicy, ProgressSchedulePolicy, RandomPolicy,
+                              SchedulePolicy, StaticPolicy)
 from envs.wrappers import normalize_vec_env
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -40,6 +41,10 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
     "random": RandomPolicy,
     "constant": ConstantPolicy,
     "schedule": SchedulePolicy,
+    # built from the env alone they act as `constant`; their vectors come as hyperparams (agents/headroom.py)
+    "static": StaticPolicy,  # hyperparams={"action": [...]}
+    "progress_schedule": ProgressSchedulePolicy,  # hyperparams={"start": [...], "end": [...]}
+    "adaptive": AdaptivePolicy,
 }
 
 #: RL Zoo keys that configure the experiment rather than the algorithm.
