@@ -22,7 +22,8 @@ class SSDKDEnv(ProcessEnv):
     | 1     | beta        | [0, 1]      | 0.4                 | importance-sampling correction               |
     | 2     | gamma       | [0, 4]      | 1.0                 | difficulty focus ``(1 − p_T(y|x))^γ``        |
     | 3     | diversity   | [0, 2]      | 1.0                 | diversity strength (φ_div and target draw)   |
-    | 4…3+C | class_weights | [1/4, 4] (log) | 1.0        | target weight of each class (``class_knobs=True``) |
+    | 4…3+C | class_weights | [1/4, 4] (log) | 1.0        | synthesis target weight of each class (``class_knobs=True``) |
+    | next C | class_priority | [1/4, 4] (log) | 1.0       | replay priority weight of each class, ``P(i) ∝ w_c p_i^α`` (``priority_knobs=True``) |
     | last  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made (``replace_knob=True``) |
 
     (The table is checked against :class:`~distill_core.ssdkd.process.SSDKDKnobs` by a test.)
@@ -31,7 +32,8 @@ class SSDKDEnv(ProcessEnv):
 
     ``Box(float32)`` of bounded statistics, names in ``env.unwrapped.observation_names``: the buffer's
     class histogram, per-class mean priority and teacher confidence (3·C), histogram entropy, fill
-    ratio, mean/min/max priority; student–teacher agreement and squashed KL on the synthetic probe;
+    ratio, mean/min/max priority; student–teacher agreement and squashed KL on the synthetic probe,
+    overall and per teacher-predicted class (2·C);
     the fraction of the budget spent; ``tanh`` of the last gain.
 
     ## Rewards

@@ -281,3 +281,26 @@ def test_stats():
     balanced = ReplayBuffer(8, SHAPE, C)
     balanced.add(*items([0, 1, 2, 3] * 2))
     assert balanced.stats().class_entropy == pytest.approx(1.0)
+
+
+def test_class_weights_scale_the_sampling_probability_and_the_weights_normaliser(known):
+    buffer, p = known
+    classes = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    w_class = np.array([4.0, 1.0, 0.25, 2.0])
+    alpha, beta = 0.5, 0.6
+    leaf = w_class[classes] * p**alpha
+    prob = leaf / leaf.sum()
+    rng = np.random.default_rng(0)
+    counts = np.zeros(8)
+    for _ in range(1000):
+        counts += np.bincount(buffer.sample(100, alpha=alpha, beta=0.0, rng=rng, class_weights=w_class).indices, minlength=8)
+    assert np.abs(counts / counts.sum() - prob).max() < 0.01
+    batch = buffer.sample(2000, alpha=alpha, beta=beta, rng=np.random.default_rng(1), class_weights=w_class)
+    np.testing.assert_allclose(batch.probs, prob[batch.indices], rtol=1e-12)
+    w_all = (8 * prob) ** -beta
+    np.testing.assert_allclose(batch.weights.numpy(), (w_all / w_all.max())[batch.indices], rtol=1e-6)
+    # back to no class weights: the paper's sampling again
+    plain = buffer.sample(64, alpha=alpha, beta=0.0, rng=np.random.default_rng(2))
+    np.testing.assert_allclose(plain.probs, (p**alpha / (p**alpha).sum())[plain.indices], rtol=1e-12)
+    with pytest.raises(ValueError, match="class_weights must be 4 finite numbers > 0"):
+        buffer.sample(4, alpha=alpha, beta=0.0, rng=rng, class_weights=np.zeros(C))

@@ -171,3 +171,23 @@ def test_inversion_jitter_and_kd_mixing_keep_runs_deterministic(digits, digits_t
     assert a[-1].extras["score"] > a[0].extras["score"]
     with pytest.raises(ValueError, match="unknown kd_mix"):
         replace(SMALL, kd_mix="blend")
+
+
+def test_per_class_probe_statistics_and_replay_priority_knobs(digits, digits_teacher):
+    from dataclasses import replace
+
+    process = SSDKDProcess(replace(SMALL, priority_knobs=True), teacher=digits_teacher, data=digits)
+    assert [s.name for s in process.knob_specs] == ["alpha", "beta", "gamma", "diversity", "class_priority"]
+    stats = process.reset(0)
+    d = stats.as_dict()
+    per_class = np.array([d[f"probe/agreement/{c}"] for c in range(10)])
+    counts = np.bincount(process._probe_logits.argmax(1).numpy(), minlength=10)
+    assert np.dot(per_class, counts) / counts.sum() == pytest.approx(d["probe/agreement"], abs=1e-6)
+    assert all(0.0 <= d[f"probe/kl/{c}"] < 1.0 for c in range(10))
+    # all replay weight on class 0: the KD batches come (almost) only from class 0's samples
+    process.step(process.Knobs(class_priority=(4.0,) + (0.25,) * 9))
+    batch = process.buffer.sample(512, alpha=0.6, beta=0.4, rng=np.random.default_rng(0),
+                                  class_weights=np.array((4.0,) + (0.25,) * 9))
+    share = float((process.buffer.predicted_classes[batch.indices] == 0).mean())
+    assert share > (process.buffer.predicted_classes == 0).mean()
+    assert "val_accuracy" in process.final_metrics()

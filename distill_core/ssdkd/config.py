@@ -62,6 +62,7 @@ class SSDKDConfig:
     :param use_difficulty: φ_diff on/off (ablation).
     :param use_priority: priority sampling on/off (off = uniform, no IS weights; ablation).
     :param class_knobs: expose per-class target weights as knobs.
+    :param priority_knobs: expose per-class replay priority weights as knobs (``P(i) ∝ w_c · p_i^α``).
     :param replace_knob: expose the replace fraction as a knob.
     :param score: ``probe_kl`` (−KL(T‖S) on a synthetic probe made at reset: data-free) or
         ``val_accuracy`` (student accuracy on the real validation split: research mode, NOT data-free).
@@ -105,6 +106,7 @@ class SSDKDConfig:
     use_difficulty: bool = True
     use_priority: bool = True
     class_knobs: bool = False
+    priority_knobs: bool = False
     replace_knob: bool = False
     score: str = "probe_kl"
     probe_size: int = bounded(200, 1, MAX_SAMPLES)

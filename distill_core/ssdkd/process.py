@@ -50,14 +50,18 @@ class SSDKDKnobs:
     """What an agent (or the paper) sets every round. Defaults are the paper-style constants.
 
     The configuration decides which an agent sees: the first four always, ``class_weights`` with
-    ``class_knobs=True``, ``replace_fraction`` with ``replace_knob=True``; the others stay at their default.
+    ``class_knobs=True``, ``class_priority`` with ``priority_knobs=True``, ``replace_fraction`` with
+    ``replace_knob=True``; the others stay at their default.
     """
 
     alpha: float = knob(0.6, 0.0, 1.0, doc="priority exponent: P(i) ∝ p_i^α (0 = uniform)")
     beta: float = knob(0.4, 0.0, 1.0, doc="importance-sampling correction (1 = full)")
     gamma: float = knob(1.0, 0.0, 4.0, doc="difficulty focus of φ_diff = (1 − p_T(y|x))^γ")
     diversity: float = knob(1.0, 0.0, 2.0, doc="diversity strength of φ_div and of the target draw")
-    class_weights: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "target weight of each class", per_class=True)
+    class_weights: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "synthesis target weight of each class",
+                                                   per_class=True)
+    class_priority: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "replay priority weight of each class",
+                                                    per_class=True)
     replace_fraction: float = knob(1.0, 0.1, 1.0, doc="share of the round's batch synthesised and inserted")
 
 
@@ -102,7 +106,7 @@ class SSDKDProcess(StepwiseProcess):
         self.num_classes = self.data.num_classes
         self.totals = RunTotals()
         self.buffer: ReplayBuffer | None = None
-        self._probe = {"agreement": 0.0, "kl": 0.0}
+        self._probe = self._no_probe()
 
     @property
     def budget(self) -> int:
@@ -115,7 +119,8 @@ class SSDKDProcess(StepwiseProcess):
 
     def exposed_knobs(self) -> tuple[str, ...]:
         cfg = self.config
-        return BASE_KNOBS + (("class_weights",) if cfg.class_knobs else ()) + (("replace_fraction",) if cfg.replace_knob else ())
+        return (BASE_KNOBS + (("class_weights",) if cfg.class_knobs else ()) + (("class_priority",) if cfg.priority_knobs else ())
+                + (("replace_fraction",) if cfg.replace_knob else ()))
 
     # ------------------------------------------------------------------ run lifecycle
     def _start(self, seed: int) -> None:
@@ -165,8 +170,26 @@ class SSDKDProcess(StepwiseProcess):
             return evaluate(self.student, self.data.x_val.to(self.device), self.data.y_val)["accuracy"]
         return -self._probe["kl"]
 
-    def _evaluate_probe(self) -> dict[str, float]:
-        return evaluate(self.student, self._probe_x, teacher_logits=self._probe_logits)
+    def _no_probe(self) -> dict[str, Any]:
+        """The probe statistics before any run: all zero."""
+        zeros = np.zeros(self.num_classes)
+        return {"agreement": 0.0, "kl": 0.0, "class_agreement": zeros, "class_kl": zeros}
+
+    @torch.no_grad()
+    def _evaluate_probe(self) -> dict[str, Any]:
+        """Student–teacher agreement and KL(T ‖ S) on the probe, overall and per teacher-predicted class
+        (a class the probe lacks gets agreement 1 and KL 0: nothing to fix there)."""
+        s_logits = predict_logits(self.student, self._probe_x)  # eval mode, restored
+        t_logits = self._probe_logits
+        agree = (s_logits.argmax(1) == t_logits.argmax(1)).double()
+        kl = kd_loss(s_logits, t_logits, 1.0, reduction="none").double()
+        classes = t_logits.argmax(1)
+        counts = torch.bincount(classes, minlength=self.num_classes).double()
+        present = counts > 0
+        per = lambda v, empty: torch.where(present, torch.zeros_like(counts).index_add_(0, classes, v) / counts.clamp(min=1),
+                                           torch.full_like(counts, empty))
+        return {"agreement": float(agree.mean()), "kl": float(kl.mean()),
+                "class_agreement": per(agree, 1.0).cpu().numpy(), "class_kl": per(kl, 0.0).cpu().numpy()}
 
     def _observe(self, builder: StatsBuilder) -> None:
         """Replay-buffer statistics, student–teacher agreement and KL on the probe (zeros before a run)."""
@@ -176,11 +199,16 @@ class SSDKDProcess(StepwiseProcess):
             builder.add(f"buffer/{name}", value)
         builder.add("probe/agreement", self._probe["agreement"])
         builder.add("probe/kl", self._probe["kl"] / (1.0 + self._probe["kl"]))  # squashed to [0, 1)
+        builder.extend("probe/agreement", self._probe["class_agreement"])  # per teacher-predicted class
+        class_kl = self._probe["class_kl"]
+        builder.extend("probe/kl", class_kl / (1.0 + class_kl))
 
     def final_metrics(self) -> dict[str, float]:
-        """The student on the real test split (accuracy, agreement, KL): for reporting only, never a reward."""
+        """The student on the real test split (accuracy, agreement, KL) and its validation accuracy (what
+        a search over policies may select on, keeping the test split for the report): never a reward."""
         metrics = evaluate(self.student, self.data.x_test.to(self.device), self.data.y_test, self.teacher.model)
-        return {f"test_{k}": v for k, v in metrics.items()} | {"samples_made": self.totals.samples_made}
+        val = evaluate(self.student, self.data.x_val.to(self.device), self.data.y_val)["accuracy"]
+        return {f"test_{k}": v for k, v in metrics.items()} | {"val_accuracy": val, "samples_made": self.totals.samples_made}
 
     def clone(self) -> SSDKDProcess:
         """A new process with the same configuration, sharing the (frozen) teacher and the data."""
@@ -294,11 +322,12 @@ class SSDKDProcess(StepwiseProcess):
             return {"kd_loss": float("nan")}, False
         alpha = knobs.alpha if cfg.use_priority else 0.0
         beta = knobs.beta if cfg.use_priority else 0.0
+        priority = None if knobs.class_priority is None else np.asarray(knobs.class_priority)
         augmenting = cfg.kd_max_shift > 0 or cfg.kd_hflip or cfg.kd_mix != "none"
         self.student.train()
         total = 0.0
         for _ in range(cfg.kd_steps):
-            batch = self.buffer.sample(cfg.kd_batch, alpha=alpha, beta=beta, rng=self._np_rng)
+            batch = self.buffer.sample(cfg.kd_batch, alpha=alpha, beta=beta, rng=self._np_rng, class_weights=priority)
             x, t_logits = batch.x, batch.teacher_logits
             if augmenting:
                 x = augment_batch(x, self._torch_gen, max_shift=cfg.kd_max_shift, hflip=cfg.kd_hflip)

@@ -171,6 +171,7 @@ class ReplayBuffer:
         # tree never needs a rebuild when α changes. O(1) to read, O(log N) per update.
         self._min_tree = MinTree(self._capacity)
         self._alpha: float | None = None  # the α the sum-tree holds; None = must rebuild before sampling
+        self._class_weights: np.ndarray | None = None  # per-class multipliers the sum-tree holds (None = all 1)
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -345,19 +346,28 @@ class ReplayBuffer:
         """``p^α``, clipped so that it is never 0 (underflow) and the tree sum never overflows."""
         return np.clip(np.power(p, alpha), _TINY, self._huge)
 
+    def _leaves(self, slots: np.ndarray, p: np.ndarray, alpha: float) -> np.ndarray:
+        """Sum-tree leaves of ``slots``: ``w_c · p^α`` (``w_c = 1`` without class weights)."""
+        leaves = self._scaled(p, alpha)
+        return leaves if self._class_weights is None else leaves * self._class_weights[self._classes[slots]]
+
     def _set_priorities(self, slots: np.ndarray, p: np.ndarray) -> None:
         """Write raw priorities of stored slots into the array and both trees (incrementally)."""
         self._priority[slots] = p
         self._min_tree.update(slots, p)
         if self._alpha is not None:
-            self._sum_tree.update(slots, self._scaled(p, self._alpha))
+            self._sum_tree.update(slots, self._leaves(slots, p, self._alpha))
 
-    def _ensure_alpha(self, alpha: float) -> None:
-        """Rebuild the sum-tree for a new α: O(N), once per change of α."""
-        if self._alpha == alpha:
+    def _ensure_alpha(self, alpha: float, class_weights: np.ndarray | None = None) -> None:
+        """Rebuild the sum-tree for a new α or new class weights: O(N), once per change."""
+        same_weights = (class_weights is None and self._class_weights is None) or (
+            class_weights is not None and self._class_weights is not None and np.array_equal(class_weights, self._class_weights))
+        if self._alpha == alpha and same_weights:
             return
+        self._class_weights = None if class_weights is None else np.array(class_weights, dtype=np.float64)
         leaves = np.zeros(self._capacity, dtype=np.float64)
-        leaves[: self._size] = self._scaled(self._priority[: self._size], alpha)
+        slots = np.arange(self._size)
+        leaves[: self._size] = self._leaves(slots, self._priority[: self._size], alpha)
         self._sum_tree.rebuild(leaves)
         self._alpha = alpha
 
@@ -392,18 +402,22 @@ class ReplayBuffer:
         idx, values = _last_write_wins(idx, values)
         self._set_priorities(idx, np.abs(values) + self._eps)
 
-    def sample(self, batch_size: int, *, alpha: float, beta: float, rng: np.random.Generator) -> Batch:
-        """Draw ``batch_size`` items with replacement, ``P(i) ∝ p_i^α``, with importance weights.
+    def sample(self, batch_size: int, *, alpha: float, beta: float, rng: np.random.Generator,
+               class_weights: np.ndarray | None = None) -> Batch:
+        """Draw ``batch_size`` items with replacement, ``P(i) ∝ w_{c(i)} · p_i^α``, with importance weights.
 
         Stratified sum-tree sampling: O(log N) per draw. The sum-tree is rebuilt (O(N)) only when
-        ``alpha`` differs from the previous call. The weights' normaliser ``max_j w_j`` comes from the
-        smallest ``P`` in the whole buffer, read from a min-tree of raw priorities.
+        ``alpha`` or the class weights differ from the previous call. The weights' normaliser
+        ``max_j w_j`` comes from the smallest ``P`` in the whole buffer: read from a min-tree of raw
+        priorities without class weights, else from the leaves (O(N)).
 
         :param batch_size: number of draws (>= 1).
         :param alpha: priority exponent ``α >= 0`` (0 = uniform).
         :param beta: importance-sampling exponent ``β >= 0`` (0 = all weights 1).
         :param rng: the only source of randomness.
-        :raises ValueError: on an empty buffer, ``batch_size < 1`` or invalid ``alpha`` / ``beta``.
+        :param class_weights: ``(C,)`` positive multipliers of the sampling probability by predicted class
+            (replay priority per class; ``None`` = all 1, the paper's sampling).
+        :raises ValueError: on an empty buffer, ``batch_size < 1`` or invalid ``alpha`` / ``beta`` / weights.
         """
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -414,7 +428,11 @@ class ReplayBuffer:
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         if self._size == 0:
             raise ValueError("cannot sample from an empty replay buffer: add samples first")
-        self._ensure_alpha(alpha)
+        if class_weights is not None:
+            class_weights = np.asarray(class_weights, dtype=np.float64)
+            if class_weights.shape != (self._num_classes,) or not (np.isfinite(class_weights).all() and (class_weights > 0).all()):
+                raise ValueError(f"class_weights must be {self._num_classes} finite numbers > 0, got {class_weights.tolist()}")
+        self._ensure_alpha(alpha, class_weights)
         indices = self._sum_tree.sample(int(batch_size), rng)
         leaf = self._sum_tree.leaves[indices]
         probs = leaf / self._sum_tree.total
@@ -422,7 +440,10 @@ class ReplayBuffer:
             weights = np.ones(indices.size, dtype=np.float32)
         else:
             # (N·P_i)^−β / (N·P_min)^−β = (leaf_i / leaf_min)^−β; clipping at 1 only absorbs rounding.
-            leaf_min = self._scaled(np.array([self._min_tree.min]), alpha)[0]
+            if self._class_weights is None:
+                leaf_min = self._scaled(np.array([self._min_tree.min]), alpha)[0]
+            else:
+                leaf_min = float(self._sum_tree.leaves[: self._size].min())
             weights = np.minimum((leaf / leaf_min) ** (-beta), 1.0).astype(np.float32)
         assert self._x is not None and self._logits is not None
         index_t = torch.from_numpy(indices).to(self._device)
@@ -529,6 +550,7 @@ class ReplayBuffer:
         self._min_tree.clear()
         self._sum_tree.clear()
         self._alpha = None
+        self._class_weights = None
         self._size = 0
         self._next_stamp = int(state["next_stamp"])
         if size == 0:
