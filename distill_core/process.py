@@ -312,6 +312,11 @@ class StepwiseProcess(ABC):
         return self._seed
 
     @property
+    def current_score(self) -> float:
+        """The score as of the last step (or reset), without computing it again."""
+        return self._score
+
+    @property
     def done(self) -> bool:
         """The budget is spent, or the run diverged."""
         return self._seed is not None and (self.steps_taken >= self.budget or self.diverged)

@@ -18,11 +18,13 @@ from gymnasium.envs.registration import register, registry
 
 from distill_core.condense.presets import condense_config
 from distill_core.ssdkd.config import preset
+from distill_core.ssdkd.scenarios import ScenarioConfig
 from envs.condense_dc import CondenseDCEnv
 from envs.condense_dd import CondenseDDEnv
 from envs.condense_dm import CondenseDMEnv
 from envs.process_env import ProcessEnv
 from envs.ssdkd import SSDKDEnv
+from envs.ssdkd_scenarios import SSDKDScenarioEnv
 
 def _entry_point(env_cls: type) -> str:
     return f"{env_cls.__module__}:{env_cls.__name__}"
@@ -33,6 +35,13 @@ SSDKD_IDS: dict[str, Any] = {
     "DistillGym/SSDKD-Digits-v0": preset("digits"),  # the cheap one RL trains on: a whole run in seconds
     "DistillGym/SSDKD-MNIST1D-v0": preset("mnist1d"),
     "DistillGym/SSDKD-FashionMNIST-v0": preset("fashion_mnist"),  # 6 000 synthetic samples, 10 % of the training set
+}
+
+#: The scenario-set ids (DACBench's instance sets): a practitioner's run drawn at every reset;
+#: ``split="heldout"`` for evaluation.
+SCENARIO_IDS: dict[str, Any] = {
+    "DistillGym/SSDKD-Digits-Scenarios-v0": ScenarioConfig(family="digits"),
+    "DistillGym/SSDKD-MNIST1D-Scenarios-v0": ScenarioConfig(family="mnist1d"),
 }
 
 #: Condensation methods as envs: (env class, images per class of the episode).
@@ -48,11 +57,12 @@ CONDENSE_IDS: dict[str, Any] = {
 #: The env class of every id.
 ENTRY_POINTS: dict[str, str] = {
     **{env_id: _entry_point(SSDKDEnv) for env_id in SSDKD_IDS},
+    **{env_id: _entry_point(SSDKDScenarioEnv) for env_id in SCENARIO_IDS},
     **{f"DistillGym/Condense-{method.upper()}-{label}-v0": _entry_point(env_cls)
        for method, (env_cls, _) in _CONDENSE_ENVS.items() for label in _DATASET_LABELS.values()},
 }
 
-for _env_id, _config in {**SSDKD_IDS, **CONDENSE_IDS}.items():
+for _env_id, _config in {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], kwargs=asdict(_config))
 
@@ -63,11 +73,11 @@ def registered_config(env_id: str) -> Any:
     :param env_id: ``DistillGym/...``, or ``envs:DistillGym/...`` as subprocess workers take it.
     """
     name = env_id.split(":")[-1]
-    configs = {**SSDKD_IDS, **CONDENSE_IDS}
+    configs = {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}
     if name not in configs:
         raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(configs)}")
     return configs[name]
 
 
-__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv", "SSDKDEnv",
-           "SSDKD_IDS", "registered_config"]
+__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "SCENARIO_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
+           "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "registered_config"]

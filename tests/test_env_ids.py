@@ -15,6 +15,7 @@ import envs
 from distill_core.condense.presets import condense_config
 from distill_core.process import knob_specs
 from distill_core.ssdkd.config import preset
+from distill_core.ssdkd.scenarios import ScenarioConfig
 from env_configs import ALL_IDS, tiny_kwargs, use_small_fashion_mnist
 
 PRESET_OF = {
@@ -28,7 +29,10 @@ PRESET_OF = {
 
 def test_every_id_is_registered_from_its_preset():
     assert sorted(PRESET_OF) == sorted(ALL_IDS)
-    for env_id, config in PRESET_OF.items():
+    every = {**PRESET_OF, "DistillGym/SSDKD-Digits-Scenarios-v0": ScenarioConfig(family="digits"),
+             "DistillGym/SSDKD-MNIST1D-Scenarios-v0": ScenarioConfig(family="mnist1d")}
+    assert sorted(every) == sorted(envs.ENTRY_POINTS)
+    for env_id, config in every.items():
         assert gym.spec(env_id).kwargs == dataclasses.asdict(config), env_id
         assert envs.registered_config(env_id) == config
         entry = gym.spec(env_id).entry_point
@@ -73,7 +77,8 @@ def _number(text: str) -> float:
     return float(Fraction(text))
 
 
-@pytest.mark.parametrize("env_cls", [envs.SSDKDEnv, envs.CondenseDMEnv, envs.CondenseDCEnv, envs.CondenseDDEnv])
+@pytest.mark.parametrize("env_cls", [envs.SSDKDEnv, envs.SSDKDScenarioEnv, envs.CondenseDMEnv, envs.CondenseDCEnv,
+                                     envs.CondenseDDEnv])
 def test_the_action_table_of_every_env_matches_its_knobs(env_cls):
     rows = _table_rows(env_cls.__doc__)
     specs = knob_specs(env_cls.process_cls.Knobs, num_classes=10)

@@ -1,0 +1,82 @@
+"""Scenario sets: instances drawn deterministically from a seed, training and held-out instances
+disjoint (held-out teachers never seen in training), and the scenario env passing both env checkers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401
+from distill_core.ssdkd import config as ssdkd_config
+from distill_core.ssdkd import scenarios
+from distill_core.ssdkd.scenarios import FAMILIES, Family, ScenarioConfig, ScenarioProcess, instances
+from env_configs import TINY_SSDKD
+
+SCENARIO_ID = "DistillGym/SSDKD-Digits-Scenarios-v0"
+
+
+@pytest.fixture
+def tiny_family(monkeypatch, digits_teacher):
+    """The digits family at test size: two buffer shares, two budgets, teachers 0 (train) and 1 (held out)."""
+    tiny = replace(ssdkd_config.preset("digits"), **{k: v for k, v in TINY_SSDKD.items()
+                                                      if k not in ("rounds", "synth_batch", "buffer_capacity")})
+    monkeypatch.setitem(ssdkd_config.PRESETS, "tiny_digits", tiny)
+    monkeypatch.setitem(FAMILIES, "digits", Family("tiny_digits", buffer_shares=(0.02, 0.05), rounds=(2, 3),
+                                                  train_teachers=(0,), heldout_teachers=(1,)))
+
+
+def test_training_and_heldout_instances_are_disjoint_and_cover_the_grid():
+    for family in FAMILIES:
+        train, heldout = instances(family, "train", 1295), instances(family, "heldout", 1295)
+        assert not {s.name for s in train} & {s.name for s in heldout}
+        assert not {s.overrides["teacher_seed"] for s in train} & {s.overrides["teacher_seed"] for s in heldout}
+        shares = sorted({s.overrides["buffer_capacity"] for s in train})
+        assert shares[0] == round(0.01 * 1295) and shares[-1] == round(0.10 * 1295)  # 1 % to 10 % of the training set
+        assert all(s.overrides["synth_batch"] <= s.overrides["buffer_capacity"] for s in train + heldout)
+
+
+def test_the_draw_follows_the_seed(tiny_family):
+    a, b = ScenarioProcess(ScenarioConfig(device="cpu")), ScenarioProcess(ScenarioConfig(device="cpu"))
+    drawn = []
+    for seed in range(12):
+        a.reset(seed)
+        b.reset(seed)
+        assert a.scenario == b.scenario and np.array_equal(a.stats().values, b.stats().values)
+        drawn.append(a.index)
+    assert len(set(drawn)) > 1  # the seed picks among the instances
+
+
+def test_heldout_split_draws_only_heldout_instances(tiny_family):
+    process = ScenarioProcess(ScenarioConfig(split="heldout", device="cpu"))
+    for seed in range(5):
+        process.reset(seed)
+        assert process.scenario.overrides["teacher_seed"] == 1 and process.inner.config.teacher_seed == 1
+
+
+def test_the_scenario_env_passes_both_checkers_and_reports_its_instance(tiny_family):
+    env = gym.make(SCENARIO_ID, device="cpu")
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+    env.reset(seed=3)
+    assert env.action_space.shape == (4 + 10 + 10 + 1,)
+    names = env.unwrapped.observation_names
+    assert "scenario/buffer_share" in names and "probe/agreement/9" in names
+    done = False
+    while not done:
+        _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        done = terminated or truncated
+    final = info["final_metrics"]
+    assert {"test_accuracy", "val_accuracy", "scenario_index", "buffer_capacity", "rounds"} <= set(final)
+    assert final["rounds"] == env.unwrapped.process.steps_taken
+
+
+def test_an_unknown_family_or_split_is_named():
+    with pytest.raises(ValueError, match="ScenarioConfig.split must be one of 'train', 'heldout'"):
+        ScenarioConfig(split="test")
+    with pytest.raises(ValueError, match="unknown scenario family 'cifar'"):
+        scenarios.instances("cifar", "train", 100)
