@@ -190,27 +190,34 @@ class SchedulePolicy(ProgressSchedulePolicy):
 
 
 class AdaptivePolicy(BaselinePolicy):
-    """A hand-written adaptive heuristic: the paper's constants, except that the per-class target
-    weights follow the student's per-class disagreement with the teacher on the probe.
+    """A hand-written adaptive heuristic: the paper's constants, except that the per-class weights
+    follow the student's per-class disagreement with the teacher on the probe.
 
-    Every round it reads ``probe/agreement/c`` for each class c (else ``probe/kl/c``) from the
-    observation, takes the disagreement ``d_c = 1 − agreement_c`` (or the KL entry as it is), floors it at
-    ``floor`` (a class the student already matches keeps some weight), and sets
-    ``class_weights_c ∝ (d_c)^strength``, normalised to a geometric mean of 1 (the middle of the knob's
-    log range, and the default) and clipped to the knob's range. The target draw is proportional to
-    these weights, so classes the student gets wrong are synthesised more often.
+    Every round it reads the first of :attr:`SIGNALS` the observation has for every class c: SSD-KD's
+    ``probe/agreement/c`` (else ``probe/kl/c``), or condensation's ``val_accuracy/c`` (the cheap judge's
+    per-class accuracy). It takes the disagreement ``d_c = 1 − agreement_c`` (``1 − accuracy_c``; a KL
+    entry as it is), floors it at ``floor`` (a class the student already matches keeps some weight), and
+    sets each per-class knob of :attr:`KNOBS` the env exposes to ``w_c ∝ d_c^strength``, normalised to a
+    geometric mean of 1 (the default, and the middle of the knobs' log range) and clipped to the knob's
+    range. With SSD-KD's ``class_weights`` (the target draw) classes the student gets wrong are
+    synthesised more often; with ``class_priority`` (the replay sampling) their stored samples are
+    distilled more often; with condensation's ``class_weights`` their matching loss counts more.
 
-    **Degrades to the constants.** When the env exposes no per-class ``class_weights`` knob (SSD-KD:
-    ``class_knobs=False``, the default) or the observation has no per-class ``probe/agreement/c`` or
-    ``probe/kl/c`` entries, it acts exactly as ``constant``; :attr:`adapts` says which case holds.
+    **Degrades to the constants.** When the env exposes none of those per-class knobs (SSD-KD:
+    ``class_knobs=False`` and ``priority_knobs=False``, the defaults) or the observation has none of
+    those per-class entries, it acts exactly as ``constant``; :attr:`adapts` says which case holds.
 
     :param floor: the smallest disagreement a class counts with (in (0, 1]).
     :param strength: the exponent on the disagreement (0: uniform weights, i.e. the constants).
     """
 
     name = "adaptive"
-    #: the per-class observation entries read, in order of preference (``{c}``: the class)
-    SIGNALS = ("probe/agreement/{c}", "probe/kl/{c}")
+    #: the per-class knobs it sets (those the env exposes)
+    KNOBS = ("class_weights", "class_priority")
+    #: the per-class observation entries read, in order of preference (``{c}``: the class), and whether
+    #: an entry is an agreement (disagreement = 1 − entry) or already a disagreement
+    SIGNALS = (("probe/agreement/{c}", "agreement"), ("probe/kl/{c}", "disagreement"),
+               ("val_accuracy/{c}", "agreement"))
 
     def __init__(self, env: gym.Env | Any, seed: int | None = None, floor: float = 0.05, strength: float = 1.0) -> None:
         super().__init__(env, seed)
@@ -219,43 +226,54 @@ class AdaptivePolicy(BaselinePolicy):
         self.floor, self.strength = float(floor), float(strength)
         penv = self._require_process_env()
         self._base = self._constant_action()
-        self._spec, self._entries, self._signal, self._reads = None, slice(0, 0), "", np.zeros(0, dtype=int)
+        #: (spec, first action entry) of every per-class knob it sets
+        self._targets: list[tuple[Any, int]] = []
         at = 0
         for spec in penv.knob_specs:
-            if spec.name == "class_weights" and spec.per_class:
-                self._spec, self._entries = spec, slice(at, at + spec.size)
+            if spec.name in self.KNOBS and spec.per_class:
+                self._targets.append((spec, at))
             at += spec.size
-        if self._spec is not None:
-            for signal in self.SIGNALS:
-                names = [signal.format(c=c) for c in range(self._spec.size)]
+        self.signal: str | None = None
+        self._agreement, self._reads = True, np.zeros(0, dtype=int)
+        sizes = {spec.size for spec, _ in self._targets}
+        if len(sizes) == 1:
+            classes = sizes.pop()
+            for signal, kind in self.SIGNALS:
+                names = [signal.format(c=c) for c in range(classes)]
                 if all(n in penv.observation_names for n in names):
-                    self._signal = signal
+                    self.signal, self._agreement = signal, kind == "agreement"
                     self._reads = np.array([penv.observation_names.index(n) for n in names])
                     break
 
     @property
     def adapts(self) -> bool:
-        """Whether this env lets the policy adapt (a per-class ``class_weights`` knob and per-class probe
-        entries); when False it is the constant policy."""
-        return bool(self._signal)
+        """Whether this env lets the policy adapt (a per-class knob of :attr:`KNOBS` and per-class entries
+        of :attr:`SIGNALS`); when False it is the constant policy."""
+        return self.signal is not None
+
+    @property
+    def knobs(self) -> tuple[str, ...]:
+        """The per-class knobs it sets (none when it does not adapt)."""
+        return tuple(spec.name for spec, _ in self._targets) if self.adapts else ()
 
     def settings(self) -> dict[str, Any]:
-        return {"floor": self.floor, "strength": self.strength, "reads": self._signal or None}
+        return {"floor": self.floor, "strength": self.strength, "reads": self.signal, "sets": list(self.knobs)}
 
-    def class_weights(self, observation: np.ndarray) -> np.ndarray:
-        """The per-class target weights for ``observation`` (only when :attr:`adapts`)."""
+    def weights(self, observation: np.ndarray) -> np.ndarray:
+        """The per-class weights (geometric mean 1, before clipping to a knob's range) for ``observation``
+        (only when :attr:`adapts`)."""
         signal = np.asarray(observation, dtype=np.float64)[self._reads]
-        disagreement = 1.0 - signal if self._signal.startswith("probe/agreement") else signal
-        disagreement = np.maximum(np.nan_to_num(disagreement, nan=1.0), self.floor)
+        disagreement = 1.0 - signal if self._agreement else signal
+        disagreement = np.maximum(disagreement, self.floor)
         log_weights = self.strength * np.log(disagreement)
-        weights = np.exp(log_weights - log_weights.mean())  # geometric mean 1
-        return np.clip(weights, self._spec.low, self._spec.high)
+        return np.exp(log_weights - log_weights.mean())
 
     def _act(self, observation: np.ndarray) -> np.ndarray:
         if not self.adapts:
             return self._base
-        action = self._base.copy()
-        action[self._entries] = [self._spec.to_unit(w) for w in self.class_weights(observation)]
+        action, weights = self._base.copy(), self.weights(observation)
+        for spec, at in self._targets:
+            action[at : at + spec.size] = [spec.to_unit(w) for w in np.clip(weights, spec.low, spec.high)]
         return action
 
 
