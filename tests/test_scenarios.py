@@ -80,3 +80,23 @@ def test_an_unknown_family_or_split_is_named():
         ScenarioConfig(split="test")
     with pytest.raises(ValueError, match="unknown scenario family 'cifar'"):
         scenarios.instances("cifar", "train", 100)
+
+
+def test_a_long_tailed_teacher_set_thins_only_the_training_split(digits):
+    from distill_core.data.imbalance import long_tailed
+
+    tail = long_tailed(digits, 10.0, seed=3)
+    counts = np.sort(np.bincount(tail.y_train.numpy(), minlength=10))[::-1]
+    n_max = np.bincount(digits.y_train.numpy()).max()
+    assert counts[0] >= 0.95 * n_max and counts[-1] == pytest.approx(n_max / 10, abs=1)  # head keeps all, tail a tenth
+    assert torch_equal(tail.x_val, digits.x_val) and torch_equal(tail.y_test, digits.y_test)
+    assert long_tailed(digits, 1.0, seed=0) is digits
+    assert np.array_equal(long_tailed(digits, 10.0, seed=3).y_train.numpy(), tail.y_train.numpy())  # seeded
+    with pytest.raises(ValueError, match="imbalance ratio must be a finite number >= 1"):
+        long_tailed(digits, 0.5, seed=0)
+    names = [s.name for s in instances("digits", "train", 1295)]
+    assert any("-lt10-" in n for n in names) and any("-lt" not in n for n in names)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

@@ -1,6 +1,7 @@
 """Scenario sets (DACBench's instance sets): families of SSD-KD runs that differ the way practitioners'
 runs differ — the replay buffer from 1 % to 10 % of the training set, the round budget, the teacher
-(trained from another seed) — with a training set of instances and a disjoint held-out set.
+(trained from another seed, or on a long-tailed training set) — with a training set of instances and a
+disjoint held-out set.
 
 A :class:`ScenarioProcess` draws one instance at every ``reset(seed)`` (the draw follows from the seed)
 and runs it; its observation is the instance's SSD-KD observation plus what a practitioner knows about
@@ -24,6 +25,7 @@ import numpy as np
 from distill_core.common.config_checks import check_choice, check_fields
 from distill_core.common.seeding import derive_seed
 from distill_core.data import DatasetSplits, load_dataset
+from distill_core.data.imbalance import long_tailed
 from distill_core.process import StatsBuilder, StepwiseProcess, Update
 from distill_core.ssdkd.config import SSDKDConfig, preset
 from distill_core.ssdkd.process import SSDKDKnobs, SSDKDProcess
@@ -40,21 +42,25 @@ class Scenario:
     :param name: readable label (``digits-buf5%-r12-t3``).
     :param preset: the SSD-KD preset it starts from.
     :param overrides: the :class:`~distill_core.ssdkd.config.SSDKDConfig` fields it sets.
+    :param imbalance: head / tail ratio of the teacher's training set (1 = the balanced data set).
     """
 
     name: str
     preset: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    imbalance: float = 1.0
 
 
 @dataclass(frozen=True)
 class Family:
-    """How a family's instances are made: every combination of buffer share, round budget and teacher
-    seed; the teachers of ``heldout_teachers`` are kept for the held-out set only.
+    """How a family's instances are made: every combination of buffer share, round budget, teacher
+    imbalance and teacher seed; the teachers of ``heldout_teachers`` are kept for the held-out set only.
 
     :param preset: the SSD-KD preset (data set, networks, steps per round).
     :param buffer_shares: replay-buffer capacity as a share of the training set.
     :param rounds: round budgets.
+    :param imbalances: head / tail ratios of the teacher's training set (1 = balanced; 10 = the tail
+        class kept a tenth of its examples).
     :param train_teachers: teacher seeds of the training instances.
     :param heldout_teachers: teacher seeds of the held-out instances (never trained or searched on).
     """
@@ -62,6 +68,7 @@ class Family:
     preset: str
     buffer_shares: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10)
     rounds: tuple[int, ...] = (8, 12, 16)
+    imbalances: tuple[float, ...] = (1.0, 10.0)
     train_teachers: tuple[int, ...] = (0, 1, 2)
     heldout_teachers: tuple[int, ...] = (3, 4)
 
@@ -82,12 +89,14 @@ def instances(family: str, split: str, train_size: int) -> tuple[Scenario, ...]:
     fam = FAMILIES[family]
     teachers = fam.train_teachers if split == "train" else fam.heldout_teachers
     out = []
-    for share, rounds, teacher in itertools.product(fam.buffer_shares, fam.rounds, teachers):
+    for share, rounds, imbalance, teacher in itertools.product(fam.buffer_shares, fam.rounds, fam.imbalances, teachers):
         capacity = max(8, round(share * train_size))
         # half the buffer is made anew each round: a partial update, as in the paper
         synth = max(4, capacity // 2)
-        out.append(Scenario(f"{family}-buf{100 * share:g}%-r{rounds}-t{teacher}", fam.preset,
-                            dict(buffer_capacity=capacity, synth_batch=synth, rounds=rounds, teacher_seed=teacher)))
+        tail = "" if imbalance == 1.0 else f"-lt{imbalance:g}"
+        out.append(Scenario(f"{family}-buf{100 * share:g}%-r{rounds}{tail}-t{teacher}", fam.preset,
+                            dict(buffer_capacity=capacity, synth_batch=synth, rounds=rounds, teacher_seed=teacher),
+                            imbalance))
     return tuple(out)
 
 
@@ -149,8 +158,10 @@ class ScenarioProcess(StepwiseProcess):
     def _process(self, index: int) -> SSDKDProcess:
         if index not in self._processes:
             config = self.instance_config(index)
-            # the data split follows the teacher seed, as in a plain run
-            data = self._data if config.teacher_seed == 0 else None
+            # the data split follows the teacher seed, as in a plain run; a long tail thins only the
+            # training split the teacher learns from (validation and test stay balanced)
+            data = self._data if config.teacher_seed == 0 else load_dataset(config.dataset, seed=config.teacher_seed)
+            data = long_tailed(data, self.instances[index].imbalance, seed=config.teacher_seed)
             self._processes[index] = SSDKDProcess(config, data=data)
         return self._processes[index]
 
@@ -176,7 +187,7 @@ class ScenarioProcess(StepwiseProcess):
     def _observe(self, builder: StatsBuilder) -> None:
         self.inner._observe(builder)
         cfg = self.inner.config
-        builder.add("scenario/buffer_share", cfg.buffer_capacity / len(self.inner.data.x_train))
+        builder.add("scenario/buffer_share", cfg.buffer_capacity / len(self._data.x_train))
         builder.add("scenario/rounds", cfg.rounds / MAX_ROUNDS)
 
     def stats(self, extras: dict[str, Any] | None = None, *, scored: bool = True) -> Any:
