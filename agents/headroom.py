@@ -42,7 +42,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +218,7 @@ def search_space(env: Any, knobs: Sequence[str] | None = None) -> SearchSpace:
         knob_name, sep, index = name.partition("/")
         spec = specs.get(knob_name)
         if spec is None:
-            hidden = knob_name in {f.name for f in _fields(penv.process.Knobs)}
+            hidden = knob_name in {f.name for f in fields(penv.process.Knobs)}
             why = "is not exposed by this configuration of the env" if hidden else "is not a knob of this env"
             raise ValueError(f"knob {knob_name!r} {why}; it exposes {list(penv.knob_names)}"
                              + (" (SSD-KD exposes more with class_knobs / priority_knobs / replace_knob=true)" if hidden else ""))
@@ -236,12 +236,6 @@ def search_space(env: Any, knobs: Sequence[str] | None = None) -> SearchSpace:
         entries.append(indices)
     base = penv.action_from_knobs(penv.process.Knobs())
     return SearchSpace(tuple(dims), tuple(entries), tuple(float(v) for v in base), tuple(penv.action_names))
-
-
-def _fields(knobs_cls: type) -> tuple[Any, ...]:
-    import dataclasses
-
-    return dataclasses.fields(knobs_cls)
 
 
 # ---------------------------------------------------------------------------------------------- policies and cells

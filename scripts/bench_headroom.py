@@ -10,7 +10,9 @@ prints the table.
     python scripts/bench_headroom.py --trials 30                                   # digits, everything
     python scripts/bench_headroom.py --agents constant static schedule --knobs alpha beta --trials 20
     python scripts/bench_headroom.py --train-env-kwargs class_knobs=true --eval-env-kwargs class_knobs=true \\
-        --knobs alpha beta class_weights --agents constant adaptive static
+        --agents constant adaptive static          # searches alpha..diversity and each class weight
+    python scripts/bench_headroom.py --env-id DistillGym/SSDKD-Digits-Scenarios-v0 \\
+        --train-env-kwargs split=train --eval-env-kwargs split=heldout               # held-out instances too
     python scripts/bench_headroom.py --backend ray --parallel-trials 4            # a local Ray cluster
 """
 
