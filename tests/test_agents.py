@@ -27,7 +27,7 @@ FAST = {
 
 def test_registry_names():
     assert set(list_agents()) == {"ppo", "a2c", "sac", "td3", "ddpg", "tqc", "recurrent_ppo", "trpo", "ars", "crossq",
-                                  "random", "constant", "schedule"}
+                                  "random", "constant", "schedule", "static", "progress_schedule", "adaptive"}
     with pytest.raises(ValueError, match="unknown agent 'dqn'"):
         is_learning("dqn")
 
