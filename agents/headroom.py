@@ -575,6 +575,7 @@ class TrainTask:
     :param out: the folder the model is written to.
     :param eval_seeds: seeds of the EvalCallback's learning curve: training seeds, never held-out ones.
     :param hyperparams: overrides of the YAML block.
+    :param progress_bar: SB3's progress bar while training (in this process only: not on Ray workers).
     """
 
     agent: str
@@ -585,10 +586,11 @@ class TrainTask:
     out: str
     eval_seeds: tuple[int, ...]
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    progress_bar: bool = False
 
 
 def train_learner(task: TrainTask) -> dict[str, Any]:
-    """Train ``task.agent`` with :func:`agents.training.train_agent` (one torch thread, no progress bar)
+    """Train ``task.agent`` with :func:`agents.training.train_agent` (one torch thread)
     and return its model folder, timesteps and seconds. Its episodes are the training env's own seeded
     stream, not the held-out seeds."""
     import torch
@@ -598,7 +600,7 @@ def train_learner(task: TrainTask) -> dict[str, Any]:
     torch.set_num_threads(1)
     result = train_agent(task.agent, task.env_id, out=Path(task.out), seed=task.seed, timesteps=task.timesteps,
                          env_kwargs=task.env_kwargs, hyperparams=task.hyperparams, eval_seeds=task.eval_seeds,
-                         progress_bar=False, tensorboard=False)
+                         progress_bar=task.progress_bar, tensorboard=False)
     return {"agent": task.agent, "model_dir": task.out, "timesteps": result.timesteps, "seconds": result.seconds}
 
 
@@ -866,7 +868,8 @@ def run_headroom(config: HeadroomConfig, runner: Runner, *, out: Path | None = N
             root = Path(out) if out is not None else Path(scratch)
             tasks = [TrainTask(name, config.env_id, config.train_env_kwargs, config.learner_seed, config.timesteps.get(name),
                                str((root / "agents" / name).resolve()), config.train_seeds[:5],
-                               dict(config.hyperparams.get(name, {}))) for name in names]
+                               dict(config.hyperparams.get(name, {})), progress and runner.backend == "local")
+                     for name in names]
             t0 = time.perf_counter()
             with progress_bar(len(tasks), "train", progress) as bar:
                 learners = {r["agent"]: r for r in runner.map(train_learner, tasks, bar=bar)}
