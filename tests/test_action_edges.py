@@ -98,3 +98,17 @@ def test_ppo_trains_256_steps_on_every_digits_id(env_id, tmp_path, monkeypatch, 
     agent.learn(total_timesteps=256)
     assert agent.num_timesteps >= 256
     env.close()
+
+
+def test_the_per_class_action_mapping_round_trips(tmp_path, monkeypatch, digits_teacher):
+    env = _make("DistillGym/SSDKD-Digits-v0", tmp_path, monkeypatch, class_knobs=True, priority_knobs=True,
+                replace_knob=True)
+    penv = env.unwrapped
+    assert penv.action_names[4] == "class_weights/0" and penv.action_names[14] == "class_priority/0"
+    knobs = penv.process.Knobs(alpha=0.3, class_weights=tuple(np.geomspace(0.25, 4.0, 10)),
+                               class_priority=tuple(np.geomspace(4.0, 0.25, 10)), replace_fraction=0.5)
+    action = penv.action_from_knobs(knobs)
+    back = penv.knobs_from_action(action)
+    for spec in penv.knob_specs:
+        assert spec.values(back) == pytest.approx(spec.values(knobs), rel=1e-6), spec.name
+    assert np.array_equal(penv.action_from_knobs(back), action)
