@@ -14,19 +14,9 @@ class SSDKDScenarioEnv(ProcessEnv):
 
     ## Action space
 
-    ``Box(-1, 1, (4 + 2C + 1,), float32)`` with the default configuration:
-
-    | index | knob        | range       | paper-style default | meaning                                     |
-    |-------|-------------|-------------|---------------------|---------------------------------------------|
-    | 0     | alpha       | [0, 1]      | 0.6                 | priority exponent, ``P(i) ∝ p_i^α``          |
-    | 1     | beta        | [0, 1]      | 0.4                 | importance-sampling correction               |
-    | 2     | gamma       | [0, 4]      | 1.0                 | difficulty focus ``(1 − p_T(y|x))^γ``        |
-    | 3     | diversity   | [0, 2]      | 1.0                 | diversity strength (φ_div and target draw)   |
-    | 4…3+C | class_weights | [1/4, 4] (log) | 1.0        | synthesis target weight of each class        |
-    | next C | class_priority | [1/4, 4] (log) | 1.0       | replay priority weight of each class         |
-    | last  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made              |
-
-    (The table is checked against :class:`~distill_core.ssdkd.process.SSDKDKnobs` by a test.)
+    ``Box(-1, 1, (4 + 2C + 1,), float32)``: every knob of :class:`envs.ssdkd.SSDKDEnv`'s table, all exposed
+    by default (α, β, γ, diversity, the C per-class synthesis weights, the C per-class replay priority
+    weights, the replace fraction), with the same ranges and the paper's defaults.
 
     ## Observation space
 

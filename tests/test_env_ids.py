@@ -39,6 +39,10 @@ def test_every_id_is_registered_from_its_preset():
         assert envs.ENTRY_POINTS[env_id] == entry and gym.envs.registration.load_env_creator(entry).config_cls is type(config)
 
 
+def test_the_scenario_env_acts_on_every_ssdkd_knob():
+    assert envs.SSDKDScenarioEnv.process_cls.Knobs is envs.SSDKDEnv.process_cls.Knobs  # so SSDKDEnv's table is its table
+
+
 def test_episode_presets_score_every_update():
     for env_id in envs.CONDENSE_IDS:
         assert envs.registered_config(env_id).score_every == 1, env_id
@@ -77,8 +81,7 @@ def _number(text: str) -> float:
     return float(Fraction(text))
 
 
-@pytest.mark.parametrize("env_cls", [envs.SSDKDEnv, envs.SSDKDScenarioEnv, envs.CondenseDMEnv, envs.CondenseDCEnv,
-                                     envs.CondenseDDEnv])
+@pytest.mark.parametrize("env_cls", [envs.SSDKDEnv, envs.CondenseDMEnv, envs.CondenseDCEnv, envs.CondenseDDEnv])
 def test_the_action_table_of_every_env_matches_its_knobs(env_cls):
     rows = _table_rows(env_cls.__doc__)
     specs = knob_specs(env_cls.process_cls.Knobs, num_classes=10)
