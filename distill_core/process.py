@@ -217,7 +217,7 @@ class StepwiseProcess(ABC):
     """The run lifecycle every method shares; a method implements one piece each.
 
     Required: the class attribute ``Knobs`` (the knob dataclass; its defaults are the published method),
-    ``num_classes`` if a knob is per class (set in ``__init__``), :attr:`budget`, :meth:`_start`,
+    ``num_classes`` if a knob is per class (set in ``__init__``), :attr:`budget_field` (or :attr:`budget`), :meth:`_start`,
     :meth:`_update`, :meth:`score` and :meth:`_observe`. Optional: :meth:`exposed_knobs` (which knobs an
     agent sets; the rest stay at their default), :meth:`_scores_after_step` (skip scoring on some steps),
     :meth:`final_metrics`, :meth:`render_samples`, :meth:`clone` (share expensive parts).
@@ -230,6 +230,8 @@ class StepwiseProcess(ABC):
     """
 
     Knobs: ClassVar[type]
+    #: the configuration field that holds the budget in steps (``rounds``, ``iterations``)
+    budget_field: ClassVar[str] = "steps"
     #: sizes per-class knobs (a method without classes leaves it ``None``)
     num_classes: int | None = None
 
@@ -246,9 +248,9 @@ class StepwiseProcess(ABC):
 
     # ------------------------------------------------------------------ what a method provides
     @property
-    @abstractmethod
     def budget(self) -> int:
-        """Steps in one run."""
+        """Steps in one run: the configuration's :attr:`budget_field`."""
+        return getattr(self.config, self.budget_field)
 
     @abstractmethod
     def _start(self, seed: int) -> None:

@@ -30,15 +30,12 @@ class QuadraticProcess(StepwiseProcess):
     """Minimise x² from a seeded start; the score is −x², so the return is the run's total gain."""
 
     Knobs = QuadraticKnobs
+    budget_field = "steps"
 
     def __init__(self, config: QuadraticConfig = QuadraticConfig()) -> None:
         super().__init__(config)
         self.x = 0.0
         self.starts = 0
-
-    @property
-    def budget(self) -> int:
-        return self.config.steps
 
     def _start(self, seed: int) -> None:
         self.starts += 1

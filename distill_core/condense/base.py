@@ -79,6 +79,7 @@ class CondensationProcess(StepwiseProcess):
     """
 
     Knobs = CondenseKnobs
+    budget_field = "iterations"
     method = "condense"
     #: prefix of the run's named seed streams (``<prefix>-init``, ``<prefix>-score``, ...)
     seed_prefix = "condense"
@@ -91,10 +92,6 @@ class CondensationProcess(StepwiseProcess):
         self.num_classes = self.data.num_classes
         self._x_val = self.data.x_val.to(self.device)
         self._class_accuracy = np.zeros(self.num_classes)
-
-    @property
-    def budget(self) -> int:
-        return self.config.iterations
 
     @property
     def iteration(self) -> int:

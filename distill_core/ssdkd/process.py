@@ -90,6 +90,7 @@ class SSDKDProcess(StepwiseProcess):
     """
 
     Knobs = SSDKDKnobs
+    budget_field = "rounds"
 
     def __init__(self, config: SSDKDConfig | None = None, *, teacher: Teacher | None = None, data: DatasetSplits | None = None) -> None:
         super().__init__(config or SSDKDConfig())
@@ -107,10 +108,6 @@ class SSDKDProcess(StepwiseProcess):
         self.totals = RunTotals()
         self.buffer: ReplayBuffer | None = None
         self._probe = self._no_probe()
-
-    @property
-    def budget(self) -> int:
-        return self.config.rounds
 
     @property
     def round(self) -> int:
