@@ -20,7 +20,8 @@ instead of building the process. Every episode runs the constant paper-default a
    on the generated batch (the inversion step's one-hot term), the student's the KD loss against fixed
    teacher logits (what the replay buffer stores); batch sizes are the config's ``synth_batch`` / ``kd_batch``.
 5. **profile** — one more serial episode under ``torch.profiler``: the top ops by self CPU time, and the
-   process's own ``timings`` split (start = probe inversion, synthesis, KD, score).
+   process's own ``timings`` split (start = probe inversion, synthesis, KD, score). Run last: the
+   profiler's records of a whole episode raise the main process's peak memory (~2 GB on digits).
 6. **memory** — peak RSS (``ru_maxrss``) of the main process after each mode; vector-env workers are
    separate processes, each reports its own peak.
 
@@ -334,10 +335,10 @@ def _mode_rows(result: dict[str, Any]) -> list[list[str]]:
             threads = ", ".join(str(t) for t in m["worker_torch_threads"]) + " (per worker)"
         rows.append([m["mode"], str(m["workers"]), str(m["episodes"]), f"{m['episodes_per_second']:.3f}",
                      f"{m['steps_per_second']:.2f}", f"{m['episodes_per_second'] / serial_eps:.2f}", peak, threads])
-    threads = str(result["lockstep"]["setup"]["torch_threads"]) if result["lockstep"] else ""
-    for r in (result["lockstep"] or {}).get("results", []):
+    lockstep = result["lockstep"] or {"results": []}
+    for r in lockstep["results"]:
         rows.append([f"lockstep {r['model']} step (vmap)", f"N={r['n']}", "—", "—", "—", f"{r['speedup']:.2f}",
-                     f"{result['peak_rss_mib']:.0f}", threads])
+                     f"{lockstep['peak_rss_mib']:.0f}", str(lockstep["setup"]["torch_threads"])])
     return rows
 
 
@@ -360,7 +361,8 @@ def render_markdown(result: dict[str, Any]) -> str:
                                  [[r["model"], str(r["n"]), f"{r['serial_ms_per_run']:.2f}", f"{r['vmap_ms_per_run']:.2f}",
                                    f"{r['speedup']:.2f}"] for r in result["lockstep"]["results"]])]
     prof = result["profile"]
-    parts += ["", f"## Profile of one serial episode ({prof['episode_seconds_profiled']:.2f} s under the profiler)", "",
+    parts += ["", f"## Profile of one serial episode ({prof['episode_seconds_profiled']:.2f} s under the profiler; "
+                  f"main-process peak afterwards {prof['peak_rss_mib']:.0f} MiB)", "",
               markdown_table(["op (self CPU)", "share %", "ms", "calls"],
                              [[o["name"], f"{o['self_cpu_share_percent']:.1f}", f"{o['self_cpu_ms']:.1f}", str(o["calls"])]
                               for o in prof["top_ops"]]),
@@ -410,7 +412,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     serial = run_serial(env, action, args.episodes, args.seed, quiet)
     modes.append({"mode": "serial", "workers": 1, **common, **serial, "peak_rss_mib": peak_rss_mib()})
-    profile = profile_episode(env, action, seed=args.seed + args.episodes)
     vector_kwargs = dict(workers=args.workers, worker_threads=args.worker_threads, episodes=args.episodes, seed=args.seed, quiet=quiet)
     for name, run in (("sb3-subproc", run_sb3_subproc), ("gym-async", run_gym_async)):
         measured = run(env_name, env_kwargs, action, **vector_kwargs)
@@ -421,6 +422,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.lockstep_n and hasattr(process.config, "gen_width"):
         lockstep = lockstep_probe(process, list(args.lockstep_n), repeats=args.kernel_repeats, warmup=args.kernel_warmup,
                                   seed=args.seed, quiet=quiet)
+        lockstep["peak_rss_mib"] = peak_rss_mib()
+    # last: the profiler's event records of a whole episode raise the main process's peak memory by far more
+    # than any mode (about 2 GB on the digits preset), which would otherwise show in every later mode's peak
+    profile = profile_episode(env, action, seed=args.seed + args.episodes)
+    profile["peak_rss_mib"] = peak_rss_mib()
     env.close()
 
     for m in modes:
@@ -450,8 +456,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   "start-up (worker processes, imports, teacher load) is 'startup_seconds', not counted",
                   "SB3 resets a finished worker within the step that ends its episode: the last step also pays one "
                   "reset per worker for an episode that is not counted",
-                  "peak_rss_mib is ru_maxrss of the main process (the peak so far, after each mode); vector-env workers "
-                  "are separate processes and report theirs in worker_peak_rss_mib"],
+                  "peak_rss_mib is ru_maxrss of the main process (the peak so far, after each mode; modes run in the "
+                  "order listed, then the lockstep probe, then the profile); vector-env workers are separate processes "
+                  "and report theirs in worker_peak_rss_mib"],
     }
     markdown = render_markdown(result)
     _atomic_write(result, out)

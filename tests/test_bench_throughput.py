@@ -34,6 +34,7 @@ def test_throughput_benchmark_writes_every_mode(tmp_path, monkeypatch, capsys, d
     rows = result["lockstep"]["results"]
     assert [(r["model"], r["n"]) for r in rows] == [("generator", 1), ("student", 1), ("generator", 2), ("student", 2)]
     assert all({"serial_ms_per_run", "vmap_ms_per_run", "speedup"} <= set(r) for r in rows)
+    assert result["lockstep"]["peak_rss_mib"] > 0 and result["profile"]["peak_rss_mib"] > 0
 
     profile = result["profile"]
     assert 1 <= len(profile["top_ops"]) <= 10 and {"name", "self_cpu_share_percent"} <= set(profile["top_ops"][0])
