@@ -66,7 +66,7 @@ from tqdm import tqdm
 
 import envs  # noqa: F401  (registers DistillGym/*)
 from distill_core.common.cli import parse_overrides
-from distill_core.common.report import markdown_table, write_json
+from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.inversion import Generator
 from distill_core.kd import kd_loss
 from distill_core.models import build_model
@@ -308,22 +308,6 @@ def profile_episode(env: gym.Env, action: np.ndarray, seed: int, top: int = 10) 
 
 
 # ---------------------------------------------------------------------- output
-def _atomic_write(text_or_obj: Any, path: Path) -> Path:
-    """``write_json`` (or plain text) to a temporary file beside ``path``, then renamed over it: a reader
-    never sees half a file (``write_json`` itself writes in place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(text_or_obj, str):
-            tmp.write_text(text_or_obj)
-        else:
-            write_json(text_or_obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _mode_rows(result: dict[str, Any]) -> list[list[str]]:
     serial_eps = result["modes"][0]["episodes_per_second"]
     rows = []
@@ -461,8 +445,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   "and report theirs in worker_peak_rss_mib"],
     }
     markdown = render_markdown(result)
-    _atomic_write(result, out)
-    md_path = _atomic_write(markdown, out.with_suffix(".md"))
+    write_json(result, out)
+    md_path = write_text(markdown, out.with_suffix(".md"))
     print(markdown)
     print(f"wrote {out} and {md_path}")
     return result

@@ -20,8 +20,19 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def write_json(obj: object, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON, creating parent folders; returns the path."""
+    """Write ``obj`` as indented JSON (atomically, see :func:`write_text`); returns the path."""
+    return write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", path)
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path``, creating parent folders; returns the path. Atomic: the text goes to a
+    temporary file beside ``path`` that is renamed over it, so a killed job never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
