@@ -91,3 +91,9 @@ def test_the_action_table_of_every_env_matches_its_knobs(env_cls):
         assert (_number(low), _number(high)) == (spec.low, spec.high), spec.name
         assert ("(log)" in row[2]) == (spec.scale == "log"), spec.name
         assert _number(row[3]) == spec.default, spec.name
+
+
+@pytest.mark.parametrize("env_id", [i for i in ALL_IDS if "Digits" in i])
+def test_every_id_takes_the_env_keywords(env_id, digits_teacher):
+    env = gym.make(env_id, divergence_penalty=-0.5, reward_normalization="constant", **tiny_kwargs(env_id))
+    assert env.unwrapped.divergence_penalty == -0.5 and env.unwrapped.reward_normalization == "constant"
