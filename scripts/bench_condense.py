@@ -29,24 +29,21 @@ from distill_core.common.report import markdown_table, write_json
 from distill_core.condense.runner import run_condensation
 from distill_core.data import load_dataset
 
+#: (name, method, configuration overrides, evaluation-recipe overrides) run at every size
+_EVERY_SIZE = [
+    ("random", "random", {}, {}),
+    ("random+dsa-eval", "random", {}, {"dsa": True}),
+    ("herding", "herding", {}, {}),
+    ("dc", "dc", {}, {}),
+    ("dsa", "dsa", {}, {}),
+    ("dm", "dm", {}, {}),
+]
 #: (name, method, images per class, configuration overrides, evaluation-recipe overrides)
-PLAN = [
-    ("random", "random", 1, {}, {}),
-    ("random+dsa-eval", "random", 1, {}, {"dsa": True}),
-    ("herding", "herding", 1, {}, {}),
-    ("dc", "dc", 1, {}, {}),
-    ("dsa", "dsa", 1, {}, {}),
-    ("dm", "dm", 1, {}, {}),
+PLAN = [(name, method, 1, config, recipe) for name, method, config, recipe in _EVERY_SIZE] + [
     ("dd-fixed-init", "dd", 1, {"init": "fixed"}, {}),
     # a fresh θ₀ every update makes the outer gradient noisier: Wang's smaller learning rates keep it stable
     ("dd-random-init", "dd", 1, {"init": "random", "lr_images": 0.01, "lr_lrs": 0.01, "iterations": 600}, {}),
-    ("random", "random", 10, {}, {}),
-    ("random+dsa-eval", "random", 10, {}, {"dsa": True}),
-    ("herding", "herding", 10, {}, {}),
-    ("dc", "dc", 10, {}, {}),
-    ("dsa", "dsa", 10, {}, {}),
-    ("dm", "dm", 10, {}, {}),
-]
+] + [(name, method, 10, config, recipe) for name, method, config, recipe in _EVERY_SIZE]
 
 #: Published Fashion-MNIST figures (DC, DSA and DM papers; random from the DC paper), and this project's goals.
 PUBLISHED = {("dc", 1): 70.5, ("dc", 10): 82.3, ("dsa", 1): 70.6, ("dsa", 10): 84.6, ("dm", 1): 70.7, ("dm", 10): 83.5,

@@ -30,19 +30,18 @@ class TimedProcess:
     def __getattr__(self, name):
         return getattr(self.process, name)
 
-    def reset(self, seed):
+    def _timed(self, call, *args):
         start = time.perf_counter()
         try:
-            return self.process.reset(seed)
+            return call(*args)
         finally:
             self.seconds += time.perf_counter() - start
 
+    def reset(self, seed):
+        return self._timed(self.process.reset, seed)
+
     def step(self, knobs):
-        start = time.perf_counter()
-        try:
-            return self.process.step(knobs)
-        finally:
-            self.seconds += time.perf_counter() - start
+        return self._timed(self.process.step, knobs)
 
 
 def main(argv: list[str] | None = None) -> dict:
