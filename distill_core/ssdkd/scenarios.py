@@ -26,7 +26,7 @@ from distill_core.common.config_checks import check_choice, check_fields
 from distill_core.common.seeding import derive_seed
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.data.imbalance import long_tailed
-from distill_core.process import StatsBuilder, StepwiseProcess, Update
+from distill_core.process import Stats, StatsBuilder, StepwiseProcess, Update
 from distill_core.ssdkd.config import SSDKDConfig, preset
 from distill_core.ssdkd.process import SSDKDKnobs, SSDKDProcess
 
@@ -190,7 +190,8 @@ class ScenarioProcess(StepwiseProcess):
         builder.add("scenario/buffer_share", cfg.buffer_capacity / len(self._data.x_train))
         builder.add("scenario/rounds", cfg.rounds / MAX_ROUNDS)
 
-    def stats(self, extras: dict[str, Any] | None = None, *, scored: bool = True) -> Any:
+    def stats(self, extras: dict[str, Any] | None = None, *, scored: bool = True) -> Stats:
+        """The inner run's statistics with its phase timings (synthesis, kd) beside the lifecycle's."""
         stats = super().stats(extras, scored=scored)
         return replace(stats, timings={**self.inner.timings, **stats.timings})
 
