@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-BACKENDS = ("local", "ray")
+from agents.backends import BACKENDS, Runner  # noqa: F401  (BACKENDS: the scripts' choices)
 
 
 @dataclass
@@ -65,29 +65,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def run_jobs(jobs: list[Job], backend: str = "local", address: str | None = None, num_cpus: int | None = None) -> list[dict[str, Any]]:
-    """Run ``jobs`` here one after another, or as Ray tasks (one CPU each)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: use one of {BACKENDS}")
-    if backend == "local":
-        return [run_job(job) for job in jobs]
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError("the ray backend needs Ray: pip install 'distill-gym[ray]'") from err
-    started_here = not ray.is_initialized()
-    if started_here:
-        import os
-
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=False, runtime_env={"env_vars": env}, ignore_reinit_error=True)
-    try:
-        remote = ray.remote(num_cpus=1)(run_job)
-        return ray.get([remote.remote(job) for job in jobs])
-    finally:
-        if started_here:
-            ray.shutdown()
+    """Run ``jobs`` here one after another, or as Ray tasks (one CPU each; see :class:`agents.backends.Runner`)."""
+    with Runner(backend, address=address, num_cpus=num_cpus) as runner:
+        return runner.map(run_job, jobs)
 
 
 def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:

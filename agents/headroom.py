@@ -21,7 +21,7 @@ resamples) and the paired Student-t interval. Spearman's ρ between the data-fre
 test accuracy is reported over the policies' means and over single episodes.
 
 Searches and evaluations are lists of (policy, seed) cells, run here one after another or as Ray tasks
-(the two backends of :mod:`agents.ablation`), so a sweep outgrows one machine without new code.
+(:class:`agents.backends.Runner`, which the ablations use too), so a sweep outgrows one machine without new code.
 Under Ray, trained models are written under ``out`` and read back by the evaluation tasks: the folder
 must be visible to every node (a shared file system; any folder on a single machine).
 
@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.ablation import BACKENDS
+from agents.backends import Runner
 
 #: what a search maximises: the student's validation accuracy (the test split is kept for the report)
 OBJECTIVE = "val_accuracy"
@@ -106,7 +106,7 @@ def parse_env_kwargs(pairs: Sequence[str], env_id: str) -> dict[str, Any]:
     from gymnasium.envs.registration import load_env_creator
 
     import envs
-    from distill_core.common.cli import parse_overrides
+    from distill_core.common.cli import parse_overrides, parse_value
 
     config_cls = type(envs.registered_config(env_id))
     env_cls = load_env_creator(gym.spec(env_id.split(":")[-1]).entry_point)
@@ -116,26 +116,10 @@ def parse_env_kwargs(pairs: Sequence[str], env_id: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if sep and key in own:
-            settings[key] = _parse_like(raw, own[key], key)
+            settings[key] = parse_value(key, raw, (type(own[key]),))  # typed by the default (None: any text or none)
         else:
             config_pairs.append(pair)
     return {**parse_overrides(config_pairs, config_cls), **settings}
-
-
-def _parse_like(raw: str, default: Any, key: str) -> Any:
-    """``raw`` as the type of ``default`` (``none`` is None where the default is None)."""
-    if raw.lower() == "none" and default is None:
-        return None
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError("expected true or false")
-            return raw.lower() in ("true", "1")
-        if isinstance(default, (int, float)):
-            return type(default)(raw)
-    except ValueError as err:
-        raise ValueError(f"{key}={raw!r}: {err}") from err
-    return raw
 
 
 # ---------------------------------------------------------------------------------------------- envs
@@ -334,77 +318,6 @@ def run_cell(cell: Cell) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- backends
-class Runner:
-    """Runs tasks (a module-level function over picklable arguments) in this process, one after another,
-    or as Ray tasks of one CPU each: the two backends of :mod:`agents.ablation`. One Ray session serves
-    every ``map`` (a search maps once per batch of trials), started on first use and shut down by
-    :meth:`close` if this runner started it.
-
-    :param backend: ``local`` or ``ray``.
-    :param address: a Ray cluster to join (default: start a local one).
-    :param num_cpus: CPUs of a local Ray cluster.
-    """
-
-    def __init__(self, backend: str = "local", *, address: str | None = None, num_cpus: int | None = None) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: use one of {BACKENDS}")
-        self.backend, self.address, self.num_cpus = backend, address, num_cpus
-        self._ray: Any = None
-        self._started_ray = False
-        self._remote: dict[Callable[..., Any], Any] = {}
-
-    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], *, bar: Any = None) -> list[Any]:
-        """``[fn(t) for t in tasks]``, in order; ``bar`` (a tqdm bar) advances as each task finishes."""
-        if self.backend == "local":
-            results = []
-            for task in tasks:
-                results.append(fn(task))
-                if bar is not None:
-                    bar.update(1)
-            return results
-        ray = self._ray_session()
-        if fn not in self._remote:
-            self._remote[fn] = ray.remote(num_cpus=1)(fn)
-        refs = [self._remote[fn].remote(task) for task in tasks]
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            if bar is not None:
-                bar.update(len(done))
-        return ray.get(refs)
-
-    def _ray_session(self) -> Any:
-        """Ray, initialised as :func:`agents.ablation.run_jobs` does (the repository on the workers' path)."""
-        if self._ray is not None:
-            return self._ray
-        try:
-            import ray
-        except ImportError as err:
-            raise ImportError("the ray backend needs Ray: pip install 'distill-gym[ray]'") from err
-        if not ray.is_initialized():
-            import os
-
-            root = str(Path(__file__).resolve().parent.parent)
-            env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                     include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, ignore_reinit_error=True)
-            self._started_ray = True
-        self._ray = ray
-        return ray
-
-    def close(self) -> None:
-        """Shut Ray down if this runner started it."""
-        if self._started_ray and self._ray is not None:
-            self._ray.shutdown()
-        self._ray, self._started_ray, self._remote = None, False, {}
-
-    def __enter__(self) -> Runner:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
 @contextmanager
 def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[Any]:
     """A tqdm bar of ``total`` steps (``None`` when not ``enabled``), closed afterwards."""

@@ -22,7 +22,7 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.ablation import BACKENDS
+from agents.backends import BACKENDS
 from agents.headroom import (DEFAULT_EVAL_SEEDS, DEFAULT_TRAIN_SEEDS, METRIC, OBJECTIVE, POLICIES, SAMPLERS,
                              HeadroomConfig, HeadroomResult, Runner, parse_env_kwargs, parse_seeds, run_headroom,
                              write_report)

@@ -25,23 +25,30 @@ def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         if key not in fields:
             raise ValueError(f"unknown configuration field {key!r}; known: {', '.join(sorted(fields))}")
-        kinds = _kinds(hints[key])
-        try:
-            if type(None) in kinds and raw.lower() == "none":
-                out[key] = None
-            elif bool in kinds:
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError("expected true or false")
-                out[key] = raw.lower() in ("true", "1")
-            elif int in kinds:
-                out[key] = int(raw)
-            elif float in kinds:
-                out[key] = float(raw)
-            else:
-                out[key] = raw
-        except ValueError as err:
-            raise ValueError(f"{key}={raw!r}: {err}") from err
+        out[key] = parse_value(key, raw, _kinds(hints[key]))
     return out
+
+
+def parse_value(key: str, raw: str, kinds: tuple[Any, ...]) -> Any:
+    """``raw`` as the first of ``kinds`` it is meant as: ``none`` → None (if ``NoneType`` is allowed),
+    then bool, int, float, else the text itself.
+
+    :raises ValueError: naming ``key=raw`` when the text is not of the type.
+    """
+    try:
+        if type(None) in kinds and raw.lower() == "none":
+            return None
+        if bool in kinds:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError("expected true or false")
+            return raw.lower() in ("true", "1")
+        if int in kinds:
+            return int(raw)
+        if float in kinds:
+            return float(raw)
+        return raw
+    except ValueError as err:
+        raise ValueError(f"{key}={raw!r}: {err}") from err
 
 
 def _kinds(hint: Any) -> tuple[Any, ...]:
