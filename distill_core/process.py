@@ -304,9 +304,15 @@ class StepwiseProcess(ABC):
         """The specs of the knobs an agent sets, in declaration order."""
         if self._specs is None:
             exposed = self.exposed_knobs()
-            self._all_specs = knob_specs(self.Knobs, self.num_classes)
-            self._specs = [s for s in self._all_specs if exposed is None or s.name in exposed]
+            self._specs = [s for s in self.all_knob_specs if exposed is None or s.name in exposed]
         return self._specs
+
+    @property
+    def all_knob_specs(self) -> list[KnobSpec]:
+        """The specs of every knob, exposed or not (what a step's knobs are checked against)."""
+        if self._all_specs is None:
+            self._all_specs = knob_specs(self.Knobs, self.num_classes)
+        return self._all_specs
 
     @property
     def seed(self) -> int | None:
@@ -343,8 +349,7 @@ class StepwiseProcess(ABC):
         if self.done:
             raise RuntimeError("the run is over (budget spent or diverged): call reset(seed) to start another")
         knobs = knobs if knobs is not None else self.Knobs()
-        self.knob_specs  # noqa: B018 (builds the specs of every knob, exposed or not, once)
-        check_knobs(knobs, self.Knobs, self._all_specs)
+        check_knobs(knobs, self.Knobs, self.all_knob_specs)
         with self.timed("update"), torch.enable_grad():
             update = self._update(knobs)
         self.steps_taken += 1
