@@ -4,6 +4,7 @@ the data-free methods and the condensation judges build on.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,3 +88,18 @@ def evaluate(
         metrics["agreement"] = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
         metrics["kl"] = kd_loss(logits, teacher_logits, 1.0).item()
     return metrics
+
+
+def class_means(values: torch.Tensor, classes: torch.Tensor, num_classes: int, empty: float = 0.0) -> np.ndarray:
+    """The mean of ``values`` over the items of each class, ``(num_classes,)`` float64; ``empty`` for a class
+    without items.
+
+    :param values: one number per item.
+    :param classes: one class index per item (same device).
+    """
+    values = values.to(torch.float64)
+    counts = torch.bincount(classes, minlength=num_classes).to(torch.float64)
+    sums = torch.zeros(num_classes, dtype=torch.float64, device=values.device).index_add_(0, classes, values)
+    means = torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(counts, empty))
+    return means.cpu().numpy()
+

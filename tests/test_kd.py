@@ -1,4 +1,5 @@
 import pytest
+import numpy as np
 import torch
 
 from distill_core.common.seeding import seeded
@@ -59,3 +60,11 @@ def test_predict_logits_batches_in_eval_mode_and_restores_the_mode():
     with torch.no_grad():
         assert torch.allclose(out, model(x), atol=1e-6)
     assert len(predict_logits(model, x[:0])) == 0
+
+
+def test_class_means_average_per_class_and_fill_empty_classes():
+    from distill_core.kd import class_means
+
+    values = torch.tensor([1.0, 0.0, 3.0, 5.0])
+    classes = torch.tensor([0, 0, 2, 2])
+    np.testing.assert_allclose(class_means(values, classes, 4, empty=-1.0), [0.5, -1.0, 4.0, -1.0])

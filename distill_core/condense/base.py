@@ -28,7 +28,7 @@ from distill_core.condense.dsa import DSA_STRATEGY, dsa_seeded, parse_strategy
 from distill_core.condense.evaluator import EvalRecipe, train_on_synthetic
 from distill_core.condense.synthetic_set import SyntheticSet
 from distill_core.data import DatasetSplits, load_dataset
-from distill_core.kd import predict_logits
+from distill_core.kd import class_means, predict_logits
 from distill_core.process import StatsBuilder, StepwiseProcess, knob
 
 
@@ -62,9 +62,7 @@ def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) 
     """
     y = y.to(logits.device)
     correct = (logits.argmax(1) == y).float()
-    sums = torch.zeros(num_classes, device=logits.device).index_add_(0, y, correct)
-    counts = torch.bincount(y, minlength=num_classes).clamp(min=1)
-    return float(correct.mean()), (sums / counts).cpu().numpy().astype(np.float64)
+    return float(correct.mean()), class_means(correct, y, num_classes)
 
 
 class CondensationProcess(StepwiseProcess):

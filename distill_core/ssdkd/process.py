@@ -37,7 +37,7 @@ from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.inversion import BatchNormStatsLoss, Generator, adversarial_term, total_variation
-from distill_core.kd import evaluate, kd_loss, predict_logits
+from distill_core.kd import class_means, evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
@@ -181,12 +181,9 @@ class SSDKDProcess(StepwiseProcess):
         agree = (s_logits.argmax(1) == t_logits.argmax(1)).double()
         kl = kd_loss(s_logits, t_logits, 1.0, reduction="none").double()
         classes = t_logits.argmax(1)
-        counts = torch.bincount(classes, minlength=self.num_classes).double()
-        present = counts > 0
-        per = lambda v, empty: torch.where(present, torch.zeros_like(counts).index_add_(0, classes, v) / counts.clamp(min=1),
-                                           torch.full_like(counts, empty))
         return {"agreement": float(agree.mean()), "kl": float(kl.mean()),
-                "class_agreement": per(agree, 1.0).cpu().numpy(), "class_kl": per(kl, 0.0).cpu().numpy()}
+                "class_agreement": class_means(agree, classes, self.num_classes, empty=1.0),
+                "class_kl": class_means(kl, classes, self.num_classes)}
 
     def _observe(self, builder: StatsBuilder) -> None:
         """Replay-buffer statistics, student–teacher agreement and KL on the probe (zeros before a run)."""
