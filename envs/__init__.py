@@ -44,25 +44,25 @@ SCENARIO_IDS: dict[str, Any] = {
     "DistillGym/SSDKD-MNIST1D-Scenarios-v0": ScenarioConfig(family="mnist1d"),
 }
 
-#: Condensation methods as envs: (env class, images per class of the episode).
-_CONDENSE_ENVS: dict[str, tuple[type, int]] = {"dm": (CondenseDMEnv, 10), "dc": (CondenseDCEnv, 10), "dd": (CondenseDDEnv, 1)}
+#: Condensation methods as envs: images per class of the episode.
+_CONDENSE_SIZES: dict[str, int] = {"dm": 10, "dc": 10, "dd": 1}
 _DATASET_LABELS = {"digits": "Digits", "fashion_mnist": "FashionMNIST"}
 
 #: The condensation ids and their episode-sized presets.
 CONDENSE_IDS: dict[str, Any] = {
     f"DistillGym/Condense-{method.upper()}-{label}-v0": condense_config(method, dataset, ipc, episode=True)
-    for method, (_, ipc) in _CONDENSE_ENVS.items() for dataset, label in _DATASET_LABELS.items()
+    for method, ipc in _CONDENSE_SIZES.items() for dataset, label in _DATASET_LABELS.items()
 }
 
-#: The env class of every id.
-ENTRY_POINTS: dict[str, str] = {
-    **{env_id: _entry_point(SSDKDEnv) for env_id in SSDKD_IDS},
-    **{env_id: _entry_point(SSDKDScenarioEnv) for env_id in SCENARIO_IDS},
-    **{f"DistillGym/Condense-{method.upper()}-{label}-v0": _entry_point(env_cls)
-       for method, (env_cls, _) in _CONDENSE_ENVS.items() for label in _DATASET_LABELS.values()},
-}
+#: Every id and its preset.
+REGISTERED: dict[str, Any] = {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}
 
-for _env_id, _config in {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}.items():
+#: The env class of every id: the one whose ``config_cls`` is its preset's type.
+_ENV_OF_CONFIG = {env_cls.config_cls: env_cls for env_cls in (SSDKDEnv, SSDKDScenarioEnv, CondenseDMEnv, CondenseDCEnv,
+                                                              CondenseDDEnv)}
+ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(_ENV_OF_CONFIG[type(config)]) for env_id, config in REGISTERED.items()}
+
+for _env_id, _config in REGISTERED.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], kwargs=asdict(_config))
 
@@ -73,11 +73,10 @@ def registered_config(env_id: str) -> Any:
     :param env_id: ``DistillGym/...``, or ``envs:DistillGym/...`` as subprocess workers take it.
     """
     name = env_id.split(":")[-1]
-    configs = {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}
-    if name not in configs:
-        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(configs)}")
-    return configs[name]
+    if name not in REGISTERED:
+        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(REGISTERED)}")
+    return REGISTERED[name]
 
 
-__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "SCENARIO_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
+__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "REGISTERED", "SCENARIO_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
            "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "registered_config"]
