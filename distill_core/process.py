@@ -73,32 +73,35 @@ class KnobSpec:
         return tuple(f"{self.name}/{i}" for i in range(self.size)) if self.per_class else (self.name,)
 
     def from_unit(self, a: float) -> float:
-        """Map ``a ∈ [-1, 1]`` onto the knob's range (clipped).
+        """Map ``a ∈ [-1, 1]`` onto the knob's range (clipped), with ``a = 0`` at the default.
 
-        The ends map exactly onto the bounds and everything between stays inside them: in floating point
-        ``exp(log(0.1) + log(100))`` is 10.000000000000007, and agents that clip their actions (PPO, SAC)
-        send exactly ±1 all the time.
+        ``[-1, 0]`` spans ``[low, default]`` and ``[0, 1]`` spans ``[default, high]``, each evenly in the
+        knob's scale, so the zero action is the published method and a Gaussian policy that starts at
+        mean 0 (PPO, SAC) starts from the paper, not from the middle of the box. A default on a bound
+        makes that half of the range constant. The ends map exactly onto the bounds and everything
+        between stays inside them: in floating point ``exp(log(0.1) + log(100))`` is
+        10.000000000000007, and agents that clip their actions send exactly ±1 all the time.
         """
         a = min(max(float(a), -1.0), 1.0)
-        if a in (-1.0, 1.0):
-            return self.low if a < 0 else self.high
-        t = (a + 1.0) / 2.0
+        if a in (-1.0, 0.0, 1.0):
+            return self.low if a < 0 else self.high if a > 0 else self.default
+        end = self.low if a < 0 else self.high
         if self.scale == "log":
-            value = math.exp(math.log(self.low) + t * (math.log(self.high) - math.log(self.low)))
+            value = math.exp(math.log(self.default) + abs(a) * (math.log(end) - math.log(self.default)))
         else:
-            value = self.low + t * (self.high - self.low)
+            value = self.default + abs(a) * (end - self.default)
         return min(max(value, self.low), self.high)
 
     def to_unit(self, value: float) -> float:
-        """The inverse of :meth:`from_unit` (values outside the range are clipped)."""
+        """The inverse of :meth:`from_unit` (values outside the range are clipped; on a constant half of
+        the range, the value's action is the half's end nearest 0)."""
         value = min(max(float(value), self.low), self.high)
-        if self.high == self.low:
+        end = self.low if value < self.default else self.high
+        if value == self.default or end == self.default:
             return 0.0
-        if self.scale == "log":
-            t = (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        else:
-            t = (value - self.low) / (self.high - self.low)
-        return 2.0 * t - 1.0
+        transform = math.log if self.scale == "log" else float
+        t = (transform(value) - transform(self.default)) / (transform(end) - transform(self.default))
+        return -t if value < self.default else t
 
     def values(self, knobs: Any) -> tuple[float, ...]:
         """The knob's value(s) in ``knobs`` as a tuple of ``size`` floats (a per-class ``None``: the default)."""

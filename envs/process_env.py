@@ -1,7 +1,8 @@
 """One generic Gymnasium environment over any step-wise process (``distill_core.process``).
 
 One episode is one run of the algorithm, one step is one round. The action ``[-1, 1]^k`` is mapped onto
-the process's knobs through their declared ranges (linear or log); the observation is the process's
+the process's knobs through their declared ranges (linear or log), the zero action at the defaults (the
+published method); the observation is the process's
 named, bounded statistics; the reward is the round's score gain, so an episode's return telescopes to
 the run's total gain (CompilerGym-style ``current − previous``).
 """

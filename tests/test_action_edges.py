@@ -54,6 +54,35 @@ def test_the_ends_of_the_unit_interval_land_exactly_on_the_bounds(low, high, sca
         assert low <= spec.from_unit(a) <= high
 
 
+@pytest.mark.parametrize("low,default,high,scale", [(0.0, 0.6, 1.0, "linear"), (0.0, 1.0, 4.0, "linear"),
+                                                    (0.1, 1.0, 10.0, "log"), (0.25, 1.0, 4.0, "log"), (1e-3, 0.2, 7.3, "log")])
+def test_the_zero_action_is_the_default_and_each_half_maps_evenly(low, default, high, scale):
+    spec = KnobSpec("k", low, high, scale, default)
+    assert spec.from_unit(0.0) == default and spec.to_unit(default) == 0.0
+    for a in np.linspace(-1, 1, 41):
+        assert spec.to_unit(spec.from_unit(a)) == pytest.approx(a, abs=1e-12)  # round trip
+    values = [spec.from_unit(a) for a in np.linspace(-1, 1, 41)]
+    assert values == sorted(values)  # monotone through the kink
+    to = np.log if scale == "log" else float
+    assert to(spec.from_unit(-0.5)) == pytest.approx((to(low) + to(default)) / 2)  # evenly in the knob's scale
+    assert to(spec.from_unit(0.5)) == pytest.approx((to(default) + to(high)) / 2)
+
+
+def test_a_default_on_a_bound_makes_that_half_constant():
+    spec = KnobSpec("replace_fraction", 0.1, 1.0, "linear", 1.0)
+    assert [spec.from_unit(a) for a in (0.0, 0.3, 1.0)] == [1.0, 1.0, 1.0] and spec.from_unit(-1.0) == 0.1
+    assert spec.to_unit(1.0) == 0.0 and spec.to_unit(0.55) == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_the_zero_action_is_the_paper_on_every_id(env_id, tmp_path, monkeypatch, digits_teacher):
+    penv = _make(env_id, tmp_path, monkeypatch).unwrapped
+    zero = np.zeros(penv.action_space.shape, np.float32)
+    assert penv.knobs_from_action(zero) == penv.process.Knobs(**{s.name: (s.default,) * s.size
+                                                                 for s in penv.knob_specs if s.per_class})
+    assert np.array_equal(penv.action_from_knobs(penv.process.Knobs()), zero)
+
+
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_every_corner_of_every_box_maps_onto_valid_knobs(env_id, tmp_path, monkeypatch, digits_teacher):
     penv = _make(env_id, tmp_path, monkeypatch).unwrapped

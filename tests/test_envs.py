@@ -57,7 +57,7 @@ def test_spaces_names_and_info(env):
     assert env.observation_space.contains(obs)
     obs, reward, terminated, truncated, info = env.step(np.zeros(4, np.float32))
     assert isinstance(reward, float) and not terminated and not truncated
-    assert info["knobs"]["alpha"] == pytest.approx(0.5) and info["knobs"]["gamma"] == pytest.approx(2.0)
+    assert info["knobs"]["alpha"] == pytest.approx(0.6) and info["knobs"]["gamma"] == pytest.approx(1.0)  # zero action = the paper
     assert info["timings"]["synthesis_seconds"] > 0 and set(info["stats"]) == set(penv.observation_names)
 
 
