@@ -14,7 +14,8 @@ class SSDKDEnv(ProcessEnv):
 
     ## Action space
 
-    ``Box(-1, 1, (k,), float32)``, mapped linearly (log for per-class weights) onto:
+    ``Box(-1, 1, (k,), float32)``: ``[-1, 0]`` maps onto ``[low, default]`` and ``[0, 1]`` onto
+    ``[default, high]``, evenly (in log for the weights and ``lr_scale``), so the zero action is the paper:
 
     | index | knob        | range       | paper-style default | meaning                                     |
     |-------|-------------|-------------|---------------------|---------------------------------------------|
@@ -24,7 +25,8 @@ class SSDKDEnv(ProcessEnv):
     | 3     | diversity   | [0, 2]      | 1.0                 | diversity strength (φ_div and target draw)   |
     | 4…3+C | class_weights | [1/4, 4] (log) | 1.0        | synthesis target weight of each class (``class_knobs=True``) |
     | next C | class_priority | [1/4, 4] (log) | 1.0       | replay priority weight of each class, ``P(i) ∝ w_c p_i^α`` (``priority_knobs=True``) |
-    | last  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made (``replace_knob=True``) |
+    | next  | replace_fraction | [0.1, 1] | 1.0               | share of the round's batch made (``replace_knob=True``) |
+    | last  | lr_scale    | [0.1, 10] (log) | 1.0             | multiplier of the student's learning rate this round (``lr_knob=True``) |
 
     (The table is checked against :class:`~distill_core.ssdkd.process.SSDKDKnobs` by a test.)
 

@@ -138,6 +138,25 @@ def test_extended_knobs(digits, digits_teacher):
     assert len(process.buffer) == SMALL.synth_batch // 2
 
 
+def test_the_learning_rate_knob_scales_one_round_and_leaves_the_schedule(digits, digits_teacher):
+    from dataclasses import replace
+
+    process = SSDKDProcess(replace(SMALL, lr_knob=True), teacher=digits_teacher, data=digits)
+    assert process.exposed_knobs()[-1] == "lr_scale"
+
+    def first_round(scale):
+        process.reset(0)
+        before = [p.detach().clone() for p in process.student.parameters()]
+        process.step(process.Knobs(lr_scale=scale))
+        moved = sum(float((p.detach() - b).norm()) for p, b in zip(process.student.parameters(), before))
+        return moved, process._kd_optimizer.param_groups[0]["lr"]
+
+    (slow, lr_slow), (paper, lr_paper), (fast, lr_fast) = first_round(0.1), first_round(1.0), first_round(10.0)
+    assert slow < paper < fast  # the round's steps are scaled ...
+    assert lr_slow == lr_paper == lr_fast  # ... and the cosine schedule is where it would be without the knob
+    assert lr_paper == pytest.approx(SMALL.kd_lr * 0.5 * (1 + math.cos(math.pi * SMALL.kd_steps / (SMALL.rounds * SMALL.kd_steps))))
+
+
 def test_the_process_is_a_stepwise_process_with_a_fixed_layout(process):
     from distill_core.process import StepwiseProcess
 

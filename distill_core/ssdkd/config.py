@@ -64,6 +64,7 @@ class SSDKDConfig:
     :param class_knobs: expose per-class target weights as knobs.
     :param priority_knobs: expose per-class replay priority weights as knobs (``P(i) ∝ w_c · p_i^α``).
     :param replace_knob: expose the replace fraction as a knob.
+    :param lr_knob: expose a per-round multiplier of the student's learning rate as a knob.
     :param score: ``probe_kl`` (−KL(T‖S) on a synthetic probe made at reset: data-free) or
         ``val_accuracy`` (student accuracy on the real validation split: research mode, NOT data-free).
     :param probe_size: probe set size.
@@ -108,6 +109,7 @@ class SSDKDConfig:
     class_knobs: bool = False
     priority_knobs: bool = False
     replace_knob: bool = False
+    lr_knob: bool = False
     score: str = "probe_kl"
     probe_size: int = bounded(200, 1, MAX_SAMPLES)
     probe_steps: int = bounded(30, 1)

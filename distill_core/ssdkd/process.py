@@ -51,7 +51,7 @@ class SSDKDKnobs:
 
     The configuration decides which an agent sees: the first four always, ``class_weights`` with
     ``class_knobs=True``, ``class_priority`` with ``priority_knobs=True``, ``replace_fraction`` with
-    ``replace_knob=True``; the others stay at their default.
+    ``replace_knob=True``, ``lr_scale`` with ``lr_knob=True``; the others stay at their default.
     """
 
     alpha: float = knob(0.6, 0.0, 1.0, doc="priority exponent: P(i) ∝ p_i^α (0 = uniform)")
@@ -63,6 +63,7 @@ class SSDKDKnobs:
     class_priority: tuple[float, ...] | None = knob(1.0, 0.25, 4.0, "log", "replay priority weight of each class",
                                                     per_class=True)
     replace_fraction: float = knob(1.0, 0.1, 1.0, doc="share of the round's batch synthesised and inserted")
+    lr_scale: float = knob(1.0, 0.1, 10.0, "log", "multiplier of the student's (cosine-scheduled) learning rate this round")
 
 
 #: the knobs every SSD-KD env exposes; the configuration may add ``class_weights`` and ``replace_fraction``
@@ -117,7 +118,7 @@ class SSDKDProcess(StepwiseProcess):
     def exposed_knobs(self) -> tuple[str, ...]:
         cfg = self.config
         return (BASE_KNOBS + (("class_weights",) if cfg.class_knobs else ()) + (("class_priority",) if cfg.priority_knobs else ())
-                + (("replace_fraction",) if cfg.replace_knob else ()))
+                + (("replace_fraction",) if cfg.replace_knob else ()) + (("lr_scale",) if cfg.lr_knob else ()))
 
     # ------------------------------------------------------------------ run lifecycle
     def _start(self, seed: int) -> None:
@@ -334,9 +335,20 @@ class SSDKDProcess(StepwiseProcess):
                 return {"kd_loss": float("nan")}, True
             self._kd_optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self._kd_optimizer.step()
-            self._kd_schedule.step()
+            self._scaled_kd_step(knobs.lr_scale)
             if cfg.use_priority:
                 self.buffer.update_priorities(batch.indices, per_sample.detach() / cfg.temperature**2)
             total += loss.item()
         return {"kd_loss": total / cfg.kd_steps}, False
+
+    def _scaled_kd_step(self, scale: float) -> None:
+        """One student update at ``scale`` × the cosine schedule's rate; the schedule itself is not
+        rescaled (its recursion reads the unscaled rate back), so a round's scale does not carry over."""
+        groups = self._kd_optimizer.param_groups
+        scheduled = [group["lr"] for group in groups]
+        for group, lr in zip(groups, scheduled):
+            group["lr"] = lr * scale
+        self._kd_optimizer.step()
+        for group, lr in zip(groups, scheduled):
+            group["lr"] = lr
+        self._kd_schedule.step()
