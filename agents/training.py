@@ -288,19 +288,29 @@ def train_agent(
     merged.pop("normalize", None)
     merged.pop("n_timesteps", None)
     gamma = float(algo_kwargs.get("gamma", 0.99))
+    # the zoo's n_envs: that many envs stepped in worker processes (one core each), so a 2-core machine
+    # collects experience twice as fast; one env stays in-process
+    n_envs = int(zoo.get("n_envs", 1))
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs} (hyperparameters of {agent_name} on {env_id})")
+    vec_env_cls = None
+    if n_envs > 1:
+        from stable_baselines3.common.vec_env import SubprocVecEnv
+
+        vec_env_cls = SubprocVecEnv
 
     checkpoints_dir = out / "checkpoints"
     loaded = load_checkpoint(agent_name, checkpoints_dir, normalize=normalize, device=device) if resume else None
     if loaded is not None:
-        trim_logs(out, loaded.steps)
-        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", False, append_monitor=True)
+        trim_logs(out, loaded.steps, n_envs)
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", False, n_envs, vec_env_cls, append_monitor=True)
         if normalize:
             loaded.vecnormalize.set_venv(train_env)
             train_env = loaded.vecnormalize
         agent = loaded.agent
         agent.set_env(train_env)
     else:
-        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize, gamma=gamma)
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize, n_envs, vec_env_cls, gamma=gamma)
         # train_env is already normalised as decided here; make_agent must not apply the YAML's choice again
         agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose,
                            device=device, normalize=False)

@@ -139,3 +139,21 @@ def test_subprocess_train_env_starts_workers_with_forkserver(tmp_path, digits_te
         assert venv.reset().shape[0] == 2
     finally:
         venv.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_zoo_n_envs_trains_on_that_many_worker_envs(tmp_path, digits_teacher):
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    result = train_agent("ppo", DIGITS, out=tmp_path / "two", timesteps=24, env_kwargs=TINY,
+                         hyperparams={**PPO, "n_steps": 6, "n_envs": 2}, normalize=True, eval_seeds=(900,),
+                         progress_bar=False, tensorboard=False, device="cpu")
+    venv = result.agent.get_env()
+    try:
+        assert venv.num_envs == 2 and isinstance(venv.venv, SubprocVecEnv)  # VecNormalize over the workers
+        assert sorted(p.name for p in (tmp_path / "two" / "monitor").glob("*.csv")) == ["0.monitor.csv", "1.monitor.csv"]
+    finally:
+        venv.close()
+    with pytest.raises(ValueError, match="n_envs must be >= 1"):
+        train_agent("ppo", DIGITS, out=tmp_path / "none", timesteps=12, env_kwargs=TINY, hyperparams={**PPO, "n_envs": 0},
+                    progress_bar=False, tensorboard=False, device="cpu")
