@@ -8,15 +8,16 @@ from envs.process_env import ProcessEnv
 
 class SSDKDScenarioEnv(ProcessEnv):
     """One episode is one SSD-KD run of an instance drawn at reset from a scenario set (DACBench's
-    instance sets): the replay buffer at 1–10 % of the training set, 8–16 rounds, one of several
+    instance sets): the replay buffer at 1–10 % of the training set (1–2 % for the ``SmallBuffer`` ids), 8–16 rounds, one of several
     teachers. ``split="train"`` draws from the training instances, ``split="heldout"`` from a disjoint
     set whose teachers no policy was trained or searched on. One step is one round.
 
     ## Action space
 
-    ``Box(-1, 1, (4 + 2C + 1,), float32)``: every knob of :class:`envs.ssdkd.SSDKDEnv`'s table, all exposed
+    ``Box(-1, 1, (4 + 2C + 2,), float32)``: every knob of :class:`envs.ssdkd.SSDKDEnv`'s table, all exposed
     by default (α, β, γ, diversity, the C per-class synthesis weights, the C per-class replay priority
-    weights, the replace fraction), with the same ranges and the paper's defaults.
+    weights, the replace fraction, the student learning-rate multiplier), with the same ranges and the
+    paper's defaults at the zero action.
 
     ## Observation space
 

@@ -30,7 +30,9 @@ PRESET_OF = {
 def test_every_id_is_registered_from_its_preset():
     assert sorted(PRESET_OF) == sorted(ALL_IDS)
     every = {**PRESET_OF, "DistillGym/SSDKD-Digits-Scenarios-v0": ScenarioConfig(family="digits"),
-             "DistillGym/SSDKD-MNIST1D-Scenarios-v0": ScenarioConfig(family="mnist1d")}
+             "DistillGym/SSDKD-MNIST1D-Scenarios-v0": ScenarioConfig(family="mnist1d"),
+             "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v0": ScenarioConfig(family="digits_small_buffer", class_knobs=False, priority_knobs=False),
+             "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v0": ScenarioConfig(family="mnist1d_small_buffer", class_knobs=False, priority_knobs=False)}
     assert sorted(every) == sorted(envs.ENTRY_POINTS)
     for env_id, config in every.items():
         assert gym.spec(env_id).kwargs == dataclasses.asdict(config), env_id
