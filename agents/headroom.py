@@ -788,11 +788,8 @@ def run_headroom(config: HeadroomConfig, runner: Runner, *, out: Path | None = N
                 learners = {r["agent"]: r for r in runner.map(train_learner, tasks, bar=bar)}
             timings["train"] = time.perf_counter() - t0
         specs = [policy_spec(name, searches, learners) for name in config.policies]
-        cells = [Cell(spec, config.env_id, config.eval_env_kwargs, seed, keep_trace=True)
-                 for spec in specs for seed in config.eval_seeds]
         t0 = time.perf_counter()
-        with progress_bar(len(cells), "evaluate", progress) as bar:
-            rows = runner.map(run_cell, cells, bar=bar)
+        rows = evaluate_policies(specs, config.env_id, config.eval_env_kwargs, config.eval_seeds, runner, progress=progress)
         timings["evaluate"] = time.perf_counter() - t0
     traces = [row.pop("trace") for row in rows]
     summaries = summarise(rows, metric=config.metric, objective=config.objective, resamples=config.resamples,
@@ -808,6 +805,17 @@ def run_headroom(config: HeadroomConfig, runner: Runner, *, out: Path | None = N
     timings["total"] = time.perf_counter() - start
     return HeadroomResult(config, searches, learners, specs, rows, traces, summaries,
                           rank_correlations(rows, config.metric), knob_table, notes, timings)
+
+
+def evaluate_policies(specs: Sequence[PolicySpec], env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int],
+                      runner: Runner, *, progress: bool = True) -> list[dict[str, Any]]:
+    """One episode of every policy on every seed (paired: the same seeds for all), with its trace.
+
+    :return: :func:`run_cell`'s rows, policy by policy in ``specs``' order.
+    """
+    cells = [Cell(spec, env_id, env_kwargs, seed, keep_trace=True) for spec in specs for seed in seeds]
+    with progress_bar(len(cells), "evaluate", progress) as bar:
+        return runner.map(run_cell, cells, bar=bar)
 
 
 def policy_spec(name: str, searches: dict[str, SearchResult], learners: dict[str, dict[str, Any]]) -> PolicySpec:
@@ -826,18 +834,12 @@ def markdown_report(result: HeadroomResult) -> str:
     from distill_core.common.report import markdown_table
 
     cfg = result.config
-    rows = [[s.policy, s.episodes, _percent(s.metric_mean), "0 (reference)" if s.policy == BASELINE else _points(s.diff_mean),
-             "" if s.policy == BASELINE else _interval(s.diff_bootstrap), "" if s.policy == BASELINE else _interval(s.diff_t),
-             "" if s.policy == BASELINE else f"{100 * s.wins:.0f} %", _percent(s.objective_mean), f"{s.return_mean:.4f}",
-             s.diverged, f"{s.seconds_per_episode:.2f}"] for s in result.summaries]
     metric = cfg.metric.replace("_", " ")
     lines = [f"## Headroom on {cfg.env_id}", "",
              f"{len(cfg.eval_seeds)} held-out seeds ({_seed_text(cfg.eval_seeds)}), the same for every policy; "
              f"differences are final {metric} minus `{BASELINE}`'s on the same seed, in percentage points "
              f"(bootstrap: {cfg.resamples} resamples, seed {cfg.bootstrap_seed}; t: paired Student-t).", "",
-             markdown_table(["policy", "episodes", f"final {metric} %", f"Δ vs {BASELINE} (pp)", "bootstrap 95 % CI",
-                             "t 95 % CI", "wins", f"{cfg.objective.replace('_', ' ')} %", "return (data-free)",
-                             "diverged", "s / episode"], rows), ""]
+             summary_table(result.summaries, cfg.metric, cfg.objective), ""]
     corr = result.correlations
     lines += [f"Spearman ρ(return, final {metric}): {_rho(corr['over_policies'])} over {corr['policies']} policies "
               f"(means), {_rho(corr['over_episodes'])} over {corr['episodes']} episodes.", ""]
@@ -859,6 +861,20 @@ def markdown_report(result: HeadroomResult) -> str:
         lines += ["Learners: " + ", ".join(f"{k} {v['timesteps']} steps ({v['seconds']:.0f} s)" for k, v in result.learners.items()), ""]
     lines += [f"Note: {note}." for note in result.notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def summary_table(summaries: Sequence[PolicySummary], metric: str = METRIC, objective: str = OBJECTIVE) -> str:
+    """The policies' summaries as a markdown table (differences to :data:`BASELINE` in points)."""
+    from distill_core.common.report import markdown_table
+
+    rows = [[s.policy, s.episodes, _percent(s.metric_mean), "0 (reference)" if s.policy == BASELINE else _points(s.diff_mean),
+             "" if s.policy == BASELINE else _interval(s.diff_bootstrap), "" if s.policy == BASELINE else _interval(s.diff_t),
+             "" if s.policy == BASELINE else f"{100 * s.wins:.0f} %", _percent(s.objective_mean), f"{s.return_mean:.4f}",
+             s.diverged, f"{s.seconds_per_episode:.2f}"] for s in summaries]
+    metric = metric.replace("_", " ")
+    return markdown_table(["policy", "episodes", f"final {metric} %", f"Δ vs {BASELINE} (pp)", "bootstrap 95 % CI",
+                           "t 95 % CI", "wins", f"{objective.replace('_', ' ')} %", "return (data-free)",
+                           "diverged", "s / episode"], rows)
 
 
 def _percent(value: float) -> str:
