@@ -157,3 +157,17 @@ def test_the_zoo_n_envs_trains_on_that_many_worker_envs(tmp_path, digits_teacher
     with pytest.raises(ValueError, match="n_envs must be >= 1"):
         train_agent("ppo", DIGITS, out=tmp_path / "none", timesteps=12, env_kwargs=TINY, hyperparams={**PPO, "n_envs": 0},
                     progress_bar=False, tensorboard=False, device="cpu")
+
+
+def test_a_worker_env_is_built_on_one_torch_thread(digits_teacher):
+    import torch
+
+    from agents.training import make_worker_env
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        env = make_worker_env(DIGITS, **TINY)  # what each SubprocVecEnv worker runs first
+        assert torch.get_num_threads() == 1 and env.unwrapped.process.config.rounds == TINY["rounds"]
+    finally:
+        torch.set_num_threads(before)
