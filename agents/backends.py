@@ -12,6 +12,18 @@ from typing import Any
 BACKENDS = ("local", "ray")
 
 
+def add_backend_arguments(parser: Any) -> None:
+    """The ``--backend``, ``--address`` and ``--num-cpus`` options every script that maps jobs takes."""
+    parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local one)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
+
+
+def runner_from_arguments(args: Any) -> Runner:
+    """The :class:`Runner` the options of :func:`add_backend_arguments` ask for."""
+    return Runner(args.backend, address=args.address, num_cpus=args.num_cpus)
+
+
 class Runner:
     """Runs tasks (a module-level function over picklable arguments) in this process, one after another,
     or as Ray tasks of one CPU each. One Ray session serves

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agents.ablation import BACKENDS, Job, run_jobs, write_outputs
+from agents.ablation import Job, run_jobs, write_outputs
+from agents.backends import add_backend_arguments
 from agents.registry import is_learning, list_agents
 from distill_core.common.cli import parse_overrides
 from envs import registered_config
@@ -26,9 +27,7 @@ def main(argv: list[str] | None = None) -> list:
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(range(100, 110)))
     parser.add_argument("--timesteps", type=int, default=None, help="training steps per learning agent (default: YAML)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env configuration overrides")
-    parser.add_argument("--backend", choices=BACKENDS, default="local")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local one)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
+    add_backend_arguments(parser)
     parser.add_argument("--out", default="runs/ablation")
     args = parser.parse_args(argv)
     unknown = [a for a in args.agents if a not in list_agents()]

@@ -22,9 +22,9 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.backends import BACKENDS
+from agents.backends import add_backend_arguments, runner_from_arguments
 from agents.headroom import (DEFAULT_EVAL_SEEDS, DEFAULT_TRAIN_SEEDS, METRIC, OBJECTIVE, POLICIES, SAMPLERS,
-                             HeadroomConfig, HeadroomResult, Runner, parse_env_kwargs, parse_seeds, run_headroom,
+                             HeadroomConfig, HeadroomResult, parse_env_kwargs, parse_seeds, run_headroom,
                              write_report)
 
 
@@ -59,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sac-timesteps", type=int, default=None, help="SAC's training steps (default: its YAML)")
     parser.add_argument("--learner-seed", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
-    parser.add_argument("--backend", choices=BACKENDS, default="local")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local one)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
+    add_backend_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/bench/headroom/<env>)")
     return parser
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> HeadroomResult:
         parser.error(str(err))
     out = args.out or default_out(args.env_id)
     start = time.perf_counter()
-    with Runner(args.backend, address=args.address, num_cpus=args.num_cpus) as runner:
+    with runner_from_arguments(args) as runner:
         try:
             result = run_headroom(config, runner, out=out, progress=not args.no_progress)
         except (KeyError, ValueError) as err:  # e.g. an env that does not report the objective, an unknown knob

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agents.backends import BACKENDS, Runner
+from agents.backends import add_backend_arguments, runner_from_arguments
 from agents.headroom import DEFAULT_EVAL_SEEDS, parse_env_kwargs, parse_seeds
 from agents.transfer import TransferConfig, TransferResult, run_transfer, write_report
 
@@ -28,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-seeds", nargs="+", default=[f"{DEFAULT_EVAL_SEEDS[0]}-{DEFAULT_EVAL_SEEDS[-1]}"],
                         metavar="SEED", help="seeds or ranges A-B (default %(default)s)")
     parser.add_argument("--policies", nargs="+", default=None, help="which of the run's policies (default: all)")
-    parser.add_argument("--backend", choices=BACKENDS, default="local")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local one)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
+    add_backend_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: transfer/<env> beside the source)")
     return parser
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> TransferResult:
     try:
         config = TransferConfig(args.source, args.env_id, dict(parse_env_kwargs(args.env_kwargs, args.env_id)),
                                 parse_seeds(args.eval_seeds), tuple(args.policies) if args.policies else None)
-        with Runner(args.backend, address=args.address, num_cpus=args.num_cpus) as runner:
+        with runner_from_arguments(args) as runner:
             result = run_transfer(config, runner, progress=not args.no_progress)
     except ValueError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
