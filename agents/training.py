@@ -335,13 +335,15 @@ def train_agent(
 
     eval_freq = eval_freq or max(1, timesteps // 4)
     checkpoint_freq = checkpoint_freq or max(1, timesteps // 4)
-    evaluation = EvalCallback(eval_env, n_eval_episodes=len(eval_seeds), eval_freq=eval_freq, log_path=str(out / "eval"),
+    # SB3's callbacks count vector steps (n_envs timesteps each); ours are timesteps
+    evaluation = EvalCallback(eval_env, n_eval_episodes=len(eval_seeds), eval_freq=max(1, eval_freq // n_envs),
+                              log_path=str(out / "eval"),
                               best_model_save_path=None, deterministic=True, verbose=0)
     if loaded is not None:
         preload_evaluations(evaluation, out / "eval" / "evaluations.npz")
     callbacks = CallbackList([
         evaluation,
-        CheckpointCallback(save_freq=checkpoint_freq, save_path=str(checkpoints_dir), save_replay_buffer=True,
+        CheckpointCallback(save_freq=max(1, checkpoint_freq // n_envs), save_path=str(checkpoints_dir), save_replay_buffer=True,
                            save_vecnormalize=True),
     ])
     remaining = max(0, timesteps - (loaded.steps if loaded else 0))

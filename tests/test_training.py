@@ -152,6 +152,8 @@ def test_the_zoo_n_envs_trains_on_that_many_worker_envs(tmp_path, digits_teacher
     try:
         assert venv.num_envs == 2 and isinstance(venv.venv, SubprocVecEnv)  # VecNormalize over the workers
         assert sorted(p.name for p in (tmp_path / "two" / "monitor").glob("*.csv")) == ["0.monitor.csv", "1.monitor.csv"]
+        with np.load(tmp_path / "two" / "eval" / "evaluations.npz") as saved:
+            assert saved["timesteps"].tolist() == [6, 12, 18, 24]  # every timesteps // 4 timesteps, not vector steps
     finally:
         venv.close()
     with pytest.raises(ValueError, match="n_envs must be >= 1"):
