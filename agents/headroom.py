@@ -836,16 +836,16 @@ def markdown_report(result: HeadroomResult) -> str:
     cfg = result.config
     metric = cfg.metric.replace("_", " ")
     lines = [f"## Headroom on {cfg.env_id}", "",
-             f"{len(cfg.eval_seeds)} held-out seeds ({_seed_text(cfg.eval_seeds)}), the same for every policy; "
+             f"{len(cfg.eval_seeds)} held-out seeds ({seed_text(cfg.eval_seeds)}), the same for every policy; "
              f"differences are final {metric} minus `{BASELINE}`'s on the same seed, in percentage points "
              f"(bootstrap: {cfg.resamples} resamples, seed {cfg.bootstrap_seed}; t: paired Student-t).", "",
              summary_table(result.summaries, cfg.metric, cfg.objective), ""]
     corr = result.correlations
-    lines += [f"Spearman ρ(return, final {metric}): {_rho(corr['over_policies'])} over {corr['policies']} policies "
-              f"(means), {_rho(corr['over_episodes'])} over {corr['episodes']} episodes.", ""]
+    lines += [f"Spearman ρ(return, final {metric}): {rho_text(corr['over_policies'])} over {corr['policies']} policies "
+              f"(means), {rho_text(corr['over_episodes'])} over {corr['episodes']} episodes.", ""]
     if result.searches:
         lines += [f"Searches: {cfg.sampler} (seed {cfg.search_seed}), {cfg.trials} trials each on "
-                  f"{len(cfg.train_seeds)} training seeds ({_seed_text(cfg.train_seeds)}), maximising the mean "
+                  f"{len(cfg.train_seeds)} training seeds ({seed_text(cfg.train_seeds)}), maximising the mean "
                   f"{cfg.objective}; trial 0 is the constants."]
         for kind, s in result.searches.items():
             constants = s.trials[0]["value"]
@@ -892,11 +892,13 @@ def _interval(bounds: tuple[float, float]) -> str:
     return f"[{_points(bounds[0])}, {_points(bounds[1])}]" if all(map(math.isfinite, bounds)) else "–"
 
 
-def _rho(value: float) -> str:
+def rho_text(value: float) -> str:
+    """A rank correlation for a report (a dash with the reason when it is not finite)."""
     return "– (too few or constant values)" if not math.isfinite(value) else f"{value:+.3f}"
 
 
-def _seed_text(seeds: Sequence[int]) -> str:
+def seed_text(seeds: Sequence[int]) -> str:
+    """Seeds for a report: ``2000–2019`` for a run of consecutive seeds, else a list."""
     seeds = list(seeds)
     if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
@@ -941,7 +943,7 @@ def report_json(result: HeadroomResult) -> dict[str, Any]:
     the runtime (thread count, library versions)."""
     from agents.rollout import runtime_info
 
-    return _json_safe({
+    return json_safe({
         "format": REPORT_FORMAT, "config": asdict(result.config), "runtime": runtime_info(),
         "searches": {k: s.to_json() for k, s in result.searches.items()}, "learners": result.learners,
         "policies": [asdict(s) for s in result.specs], "summaries": [asdict(s) for s in result.summaries],
@@ -950,12 +952,12 @@ def report_json(result: HeadroomResult) -> dict[str, Any]:
     })
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """``value`` with tuples as lists, numpy scalars as Python ones and non-finite floats as ``None``."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -22,8 +22,8 @@ from typing import Any
 
 from agents.backends import Runner
 from agents.headroom import (BASELINE, DEFAULT_EVAL_SEEDS, METRIC, OBJECTIVE, PolicySpec, PolicySummary, cached_env,
-                             evaluate_policies, plot_differences, rank_correlations, summarise, summary_table, _json_safe,
-                             _rho, _seed_text)
+                             evaluate_policies, plot_differences, rank_correlations, summarise, summary_table, json_safe,
+                             rho_text, seed_text)
 
 
 @dataclass
@@ -116,11 +116,11 @@ def markdown_report(result: TransferResult) -> str:
     return "\n".join([
         f"## Transfer from {result.source_env_id} to {cfg.env_id}", "",
         f"The policies searched and trained on {result.source_env_id}, unchanged, on {len(cfg.eval_seeds)} held-out "
-        f"seeds ({_seed_text(cfg.eval_seeds)}) of {cfg.env_id} ({cfg.env_kwargs or 'its defaults'}); differences are "
+        f"seeds ({seed_text(cfg.eval_seeds)}) of {cfg.env_id} ({cfg.env_kwargs or 'its defaults'}); differences are "
         f"final test accuracy minus `{BASELINE}`'s on the same seed, in percentage points.", "",
         summary_table(result.summaries), "",
-        f"Spearman ρ(return, final test accuracy): {_rho(corr['over_policies'])} over {corr['policies']} policies, "
-        f"{_rho(corr['over_episodes'])} over {corr['episodes']} episodes. {result.seconds:.0f} s.", ""])
+        f"Spearman ρ(return, final test accuracy): {rho_text(corr['over_policies'])} over {corr['policies']} policies, "
+        f"{rho_text(corr['over_episodes'])} over {corr['episodes']} episodes. {result.seconds:.0f} s.", ""])
 
 
 def write_report(result: TransferResult, out: Path) -> dict[str, Path]:
@@ -134,7 +134,7 @@ def write_report(result: TransferResult, out: Path) -> dict[str, Path]:
                "runtime": runtime_info(), "policies": [asdict(s) for s in result.specs],
                "summaries": [asdict(s) for s in result.summaries], "correlations": result.correlations,
                "seconds": result.seconds, "episodes": result.rows}
-    paths = {"json": write_json(_json_safe(payload), out / "transfer.json"),
+    paths = {"json": write_json(json_safe(payload), out / "transfer.json"),
              "md": write_text(markdown_report(result), out / "transfer.md")}
     paths["png"] = plot_differences(result.summaries, out / "transfer.png", ylabel="Δ final test accuracy (pp)",
                                     title=f"{result.source_env_id}'s policies on {result.config.env_id}: final test "
