@@ -21,7 +21,7 @@ from gymnasium import spaces
 from distill_core.process import KnobSpec, Stats, StepwiseProcess
 from envs.workers import check_worker
 
-REWARD_NORMALIZATIONS = (None, "constant")
+REWARD_NORMALIZATIONS = (None, "constant", "paired")
 
 
 class Timings(Mapping[str, float]):
@@ -75,9 +75,16 @@ class ProcessEnv(gym.Env):
     :param process: the process (``None``: built from ``config`` by ``process_cls(config_cls(**config))``).
     :param render_mode: ``None``, ``"ansi"`` (a text summary) or ``"rgb_array"`` (the process's
         ``render_samples()``: its samples, or a picture of its statistics).
-    :param reward_normalization: ``None`` (raw score gain) or ``"constant"``: divide by the total gain the
-        constant paper-default policy achieves on the same run seed (one reference run per distinct run
-        seed, cached), so a return of 1.0 means "as good as the paper's setting".
+    :param reward_normalization: ``None`` (raw score gain); ``"constant"``: divide by the total gain the
+        constant paper-default policy achieves on the same run seed, so a return of 1.0 means "as good as
+        the paper's setting"; ``"paired"``: subtract the paper-default run's gain in the same round of the
+        same run seed, so the return is the run's gain over the paper's on that seed (CompilerGym's reward
+        against a baseline) and the seed's luck, which no observation reveals, cancels out. Both make one
+        reference run per distinct run seed (cached).
+    :param seed_pool: draw each run's seed from ``0 … seed_pool − 1`` instead of ``0 … 2³¹ − 2``: a finite
+        set of training runs (DACBench's instance seeds), so the reference runs of a ``paired`` or
+        ``constant`` reward are made once per seed, not once per episode. Leave it ``None`` on an
+        evaluation env (held-out seeds must not be training runs).
     :param divergence_penalty: the (bounded) reward of the step on which the run diverged.
     :param config: fields of ``config_cls`` (subclasses only).
     """
@@ -96,12 +103,15 @@ class ProcessEnv(gym.Env):
         render_mode: str | None = None,
         reward_normalization: str | None = None,
         divergence_penalty: float = -1.0,
+        seed_pool: int | None = None,
         **config: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}: use one of {self.metadata['render_modes']} or None")
         if reward_normalization not in REWARD_NORMALIZATIONS:
             raise ValueError(f"unknown reward_normalization {reward_normalization!r}: use one of {REWARD_NORMALIZATIONS}")
+        if seed_pool is not None and (isinstance(seed_pool, bool) or not isinstance(seed_pool, int) or seed_pool < 1):
+            raise ValueError(f"seed_pool must be a positive int or None, got {seed_pool!r}")
         check_worker()  # fork safety, before any torch work: warns once in a forked vector-env worker (envs/workers.py)
         if process is None:
             if self.process_cls is None or self.config_cls is None:
@@ -115,6 +125,7 @@ class ProcessEnv(gym.Env):
         self.render_mode = render_mode
         self.reward_normalization = reward_normalization
         self.divergence_penalty = float(divergence_penalty)
+        self.seed_pool = seed_pool
         self.knob_specs: list[KnobSpec] = list(process.knob_specs)
         self.knob_names = tuple(spec.name for spec in self.knob_specs)
         self.action_names = tuple(name for spec in self.knob_specs for name in spec.entry_names)
@@ -122,10 +133,12 @@ class ProcessEnv(gym.Env):
         self.observation_names = tuple(names)
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
         self.observation_space = spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
-        self._reference_gain: OrderedDict[int, float] = OrderedDict()
-        #: reference runs made so far (``reward_normalization="constant"``)
+        #: per-round gains of the paper-default run, by run seed
+        self._reference_gains: OrderedDict[int, tuple[float, ...]] = OrderedDict()
+        #: reference runs made so far (``reward_normalization`` ``"constant"`` or ``"paired"``)
         self.reference_runs = 0
         self._run_seed: int | None = None
+        self._round = 0
         self._last_stats: Stats | None = None
 
     # ------------------------------------------------------------------ mapping
@@ -151,7 +164,8 @@ class ProcessEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         # the run's seed comes from the env's generator: same reset seed -> same run
-        self._run_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self._run_seed = int(self.np_random.integers(0, self.seed_pool or 2**31 - 1))
+        self._round = 0
         stats = self.process.reset(self._run_seed)
         self._last_stats = stats
         return stats.values.copy(), self._info(stats, knobs=None)
@@ -162,6 +176,7 @@ class ProcessEnv(gym.Env):
         knobs = self.knobs_from_action(action)
         stats = self.process.step(knobs)
         self._last_stats = stats
+        self._round += 1
         diverged = stats.diverged
         if diverged:
             reward = self.divergence_penalty
@@ -169,6 +184,8 @@ class ProcessEnv(gym.Env):
             reward = float(stats.gain)
             if self.reward_normalization == "constant":
                 reward /= self._constant_policy_gain()
+            elif self.reward_normalization == "paired":
+                reward -= self._constant_policy_round_gain(self._round - 1)
             if not math.isfinite(reward):
                 reward, diverged = self.divergence_penalty, True
         terminated = diverged
@@ -198,18 +215,30 @@ class ProcessEnv(gym.Env):
             info["knobs"] = dict(zip(self.action_names, (v for spec in self.knob_specs for v in spec.values(knobs))))
         return info
 
-    def _constant_policy_gain(self) -> float:
-        """Total gain of the paper-default policy on the current run seed: one reference run per distinct
-        run seed (cached, so replaying or re-evaluating a seed costs nothing more)."""
+    def _reference_run(self) -> tuple[float, ...]:
+        """Per-round gains of the paper-default policy on the current run seed: one reference run per
+        distinct run seed (cached, so replaying or re-evaluating a seed costs nothing more)."""
         seed = self._run_seed
-        if seed not in self._reference_gain:
+        if seed not in self._reference_gains:
             reference = self.process.clone()
             reference.reset(seed)
-            gain = 0.0
+            gains = []
             while not reference.done:
-                gain += reference.step(reference.Knobs()).gain
+                stats = reference.step(reference.Knobs())
+                if stats.diverged or not math.isfinite(stats.gain):
+                    break  # the paper's run itself diverged: it gains nothing after that
+                gains.append(float(stats.gain))
             self.reference_runs += 1
-            self._reference_gain[seed] = gain if abs(gain) > 1e-8 else 1e-8
-            if len(self._reference_gain) > self.REFERENCE_CACHE_SIZE:
-                self._reference_gain.popitem(last=False)
-        return abs(self._reference_gain[seed])
+            self._reference_gains[seed] = tuple(gains)
+            if len(self._reference_gains) > self.REFERENCE_CACHE_SIZE:
+                self._reference_gains.popitem(last=False)
+        return self._reference_gains[seed]
+
+    def _constant_policy_gain(self) -> float:
+        """|Total gain| of the paper-default run on the current seed (floored away from zero)."""
+        return max(abs(sum(self._reference_run())), 1e-8)
+
+    def _constant_policy_round_gain(self, index: int) -> float:
+        """The paper-default run's gain in round ``index`` of the current seed (0 past its end)."""
+        gains = self._reference_run()
+        return gains[index] if index < len(gains) else 0.0

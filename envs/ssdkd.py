@@ -43,7 +43,8 @@ class SSDKDEnv(ProcessEnv):
     The round's score gain ``score_t − score_{t−1}``; the default score is ``−KL(T ‖ S)`` on a held-out
     synthetic probe made at reset (data-free), so the return is the run's total gain. With
     ``reward_normalization="constant"`` gains are divided by what the paper-default policy gains on the
-    same seed. ``score="val_accuracy"`` (research mode, not data-free) uses real validation accuracy.
+    same seed; with ``"paired"`` its gain in the same round is subtracted (the return is the gain over the
+    paper's run). ``score="val_accuracy"`` (research mode, not data-free) uses real validation accuracy.
 
     ## Starting state
 

@@ -94,3 +94,35 @@ def test_constant_normalisation_costs_one_reference_run_per_distinct_seed():
     assert counted == [1, 2, 2, 2, 2]
     env.reset(seed=1)
     assert env.reference_runs == 2  # resetting alone makes no reference run
+
+
+def test_paired_reward_is_the_gain_over_the_paper_in_each_round():
+    plain, paired = QuadraticEnv(steps=4), QuadraticEnv(reward_normalization="paired", steps=4)
+    action = plain.action_from_knobs(QuadraticKnobs(lr=0.3))
+    for env in (plain, paired):
+        env.reset(seed=5)
+    reference = QuadraticEnv(steps=4)
+    reference.reset(seed=5)
+    for _ in range(4):
+        gain = plain.step(action)[1]
+        _, reward, *_ = paired.step(action)
+        paper_gain = reference.step(np.zeros(1, np.float32))[1]
+        assert reward == pytest.approx(gain - paper_gain)
+    # the paper's own action earns exactly zero in every round: the seed's luck cancels
+    paired.reset(seed=6)
+    assert all(paired.step(np.zeros(1, np.float32))[1] == pytest.approx(0.0, abs=1e-12) for _ in range(4))
+    assert paired.reference_runs == 2
+
+
+def test_a_seed_pool_reuses_a_few_runs_and_their_reference():
+    env = QuadraticEnv(reward_normalization="paired", seed_pool=3, steps=2)
+    run_seeds = set()
+    env.reset(seed=0)
+    for _ in range(30):
+        run_seeds.add(env.reset()[1]["run_seed"])
+        env.step(np.zeros(1, np.float32))
+    assert run_seeds <= {0, 1, 2} and len(run_seeds) == 3
+    assert env.reference_runs == 3  # once per pooled seed, however many episodes
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="seed_pool must be a positive int"):
+            QuadraticEnv(seed_pool=bad)
