@@ -39,6 +39,7 @@ import json
 import math
 import textwrap
 import time
+import typing
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -96,7 +97,7 @@ def parse_seeds(tokens: Sequence[str | int]) -> tuple[int, ...]:
 def parse_env_kwargs(pairs: Sequence[str], env_id: str) -> dict[str, Any]:
     """``KEY=VALUE`` settings for ``gymnasium.make(env_id, ...)``: configuration fields, typed by the id's
     configuration class (:func:`distill_core.common.cli.parse_overrides`), and the env's own keywords
-    (``reward_normalization=constant``, ``divergence_penalty=-2``), typed by their defaults.
+    (``reward_normalization=constant``, ``divergence_penalty=-2``, ``seed_pool=48``), typed by their annotations.
 
     :param pairs: ``["kd_steps=4", "class_knobs=true"]``.
     :param env_id: a registered ``DistillGym/...`` id.
@@ -106,17 +107,17 @@ def parse_env_kwargs(pairs: Sequence[str], env_id: str) -> dict[str, Any]:
     from gymnasium.envs.registration import load_env_creator
 
     import envs
-    from distill_core.common.cli import parse_overrides, parse_value
+    from distill_core.common.cli import hint_kinds, parse_overrides, parse_value
 
     config_cls = type(envs.registered_config(env_id))
     env_cls = load_env_creator(gym.spec(env_id.split(":")[-1]).entry_point)
-    own = {name: p.default for name, p in inspect.signature(env_cls.__init__).parameters.items()
-           if p.kind is p.KEYWORD_ONLY}
+    hints = typing.get_type_hints(env_cls.__init__)
+    own = {name for name, p in inspect.signature(env_cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY}
     config_pairs, settings = [], {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if sep and key in own:
-            settings[key] = parse_value(key, raw, (type(own[key]),))  # typed by the default (None: any text or none)
+            settings[key] = parse_value(key, raw, hint_kinds(hints[key]))  # typed by the annotation
         else:
             config_pairs.append(pair)
     return {**parse_overrides(config_pairs, config_cls), **settings}

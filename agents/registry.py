@@ -5,8 +5,8 @@
     action, _ = agent.predict(obs, deterministic=True)
 
 An ablation is a list of names. Hyperparameters per (agent, env id) live in ``agents/hyperparams/<agent>.yml``
-in the RL Zoo's format (top-level keys are env ids; ``n_timesteps``, ``policy``, ``normalize`` and
-``n_envs`` are zoo settings, the rest go to the algorithm), so RL Zoo users can reuse them.
+in the RL Zoo's format (top-level keys are env ids; ``n_timesteps``, ``policy``, ``normalize``, ``n_envs``
+and ``env_kwargs`` are zoo settings, the rest go to the algorithm), so RL Zoo users can reuse them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
 }
 
 #: RL Zoo keys that configure the experiment rather than the algorithm.
-ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_wrapper", "frame_stack", "callback")
+ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs", "env_wrapper", "frame_stack", "callback")
 
 
 def list_agents() -> list[str]:

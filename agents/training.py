@@ -284,6 +284,8 @@ def train_agent(
     continues too (see the module's docstring); with no readable checkpoint training starts afresh.
 
     :param timesteps: total environment steps (default: the YAML's ``n_timesteps``).
+    :param env_kwargs: the env's configuration, over the YAML's ``env_kwargs`` (the evaluation env drops
+        ``seed_pool``: it runs the held-out ``eval_seeds``).
     :param normalize: VecNormalize on/off (default: the YAML's ``normalize``).
     :param eval_freq: steps between evaluations (default: 4 evaluations per run).
     :param checkpoint_freq: steps between checkpoints (default: 4 per run).
@@ -304,6 +306,13 @@ def train_agent(
     merged.pop("normalize", None)
     merged.pop("n_timesteps", None)
     gamma = float(algo_kwargs.get("gamma", 0.99))
+    # the zoo's env_kwargs: how this learner trains (e.g. a paired reward on a pool of run seeds); the
+    # caller's settings win. The evaluation env keeps the reward but never the pool: it runs held-out seeds
+    zoo_env_kwargs = zoo.get("env_kwargs") or {}
+    if not isinstance(zoo_env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a YAML mapping, got {zoo_env_kwargs!r} (hyperparameters of {agent_name} on {env_id})")
+    env_kwargs = {**zoo_env_kwargs, **env_kwargs}
+    eval_env_kwargs = {k: v for k, v in env_kwargs.items() if k != "seed_pool"}
     # the zoo's n_envs: that many envs stepped in worker processes (one core each), so a 2-core machine
     # collects experience twice as fast; one env stays in-process
     n_envs = int(zoo.get("n_envs", 1))
@@ -330,7 +339,7 @@ def train_agent(
         # train_env is already normalised as decided here; make_agent must not apply the YAML's choice again
         agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose,
                            device=device, normalize=False)
-    eval_env = make_eval_env(env_id, env_kwargs, tuple(eval_seeds), train_env)
+    eval_env = make_eval_env(env_id, eval_env_kwargs, tuple(eval_seeds), train_env)
     agent.set_logger(make_logger(out / "logs", append=loaded is not None, tensorboard=tensorboard))
 
     eval_freq = eval_freq or max(1, timesteps // 4)

@@ -92,8 +92,9 @@ def test_seeds_and_env_settings_parse():
         with pytest.raises(ValueError):
             parse_seeds(bad)
     assert parse_env_kwargs(["kd_steps=4", "class_knobs=true", "reward_normalization=constant",
-                             "divergence_penalty=-2"], DIGITS) == {
-        "kd_steps": 4, "class_knobs": True, "reward_normalization": "constant", "divergence_penalty": -2.0}
+                             "divergence_penalty=-2", "seed_pool=48"], DIGITS) == {
+        "kd_steps": 4, "class_knobs": True, "reward_normalization": "constant", "divergence_penalty": -2.0,
+        "seed_pool": 48}  # typed by the annotation (int | None), not by the default None
     with pytest.raises(ValueError, match="unknown configuration field 'kd_stepz'"):
         parse_env_kwargs(["kd_stepz=4"], DIGITS)
 

@@ -173,3 +173,24 @@ def test_a_worker_env_is_built_on_one_torch_thread(digits_teacher):
         assert torch.get_num_threads() == 1 and env.unwrapped.process.config.rounds == TINY["rounds"]
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_zoo_env_kwargs_configure_training_and_the_evaluation_drops_the_seed_pool(tmp_path, digits_teacher, monkeypatch):
+    import agents.training as training
+
+    evaluated_with = []
+    make_eval_env = training.make_eval_env
+    monkeypatch.setattr(training, "make_eval_env", lambda env_id, kwargs, *rest: evaluated_with.append(kwargs) or
+                        make_eval_env(env_id, kwargs, *rest))
+    zoo = {"env_kwargs": {"reward_normalization": "paired", "seed_pool": 2, "rounds": 5}}
+    result = train_agent("ppo", DIGITS, out=tmp_path / "paired", timesteps=12, env_kwargs=TINY,
+                         hyperparams={**PPO, **zoo}, normalize=False, eval_seeds=(900,), progress_bar=False,
+                         tensorboard=False, device="cpu")
+    train_env = result.agent.get_env().envs[0].unwrapped
+    assert (train_env.reward_normalization, train_env.seed_pool) == ("paired", 2)
+    assert train_env.process.config.rounds == TINY["rounds"]  # the caller's settings win over the YAML's
+    assert train_env.reference_runs <= 2  # 4 episodes, at most 2 distinct runs
+    assert evaluated_with == [{**TINY, "reward_normalization": "paired"}]  # held-out seeds, never the pool
+    with pytest.raises(ValueError, match="env_kwargs must be a YAML mapping"):
+        train_agent("ppo", DIGITS, out=tmp_path / "bad", timesteps=12, env_kwargs=TINY,
+                    hyperparams={**PPO, "env_kwargs": "seed_pool=2"}, progress_bar=False, tensorboard=False, device="cpu")

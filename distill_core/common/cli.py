@@ -25,7 +25,7 @@ def parse_overrides(pairs: list[str], config_cls: type) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         if key not in fields:
             raise ValueError(f"unknown configuration field {key!r}; known: {', '.join(sorted(fields))}")
-        out[key] = parse_value(key, raw, _kinds(hints[key]))
+        out[key] = parse_value(key, raw, hint_kinds(hints[key]))
     return out
 
 
@@ -51,7 +51,7 @@ def parse_value(key: str, raw: str, kinds: tuple[Any, ...]) -> Any:
         raise ValueError(f"{key}={raw!r}: {err}") from err
 
 
-def _kinds(hint: Any) -> tuple[Any, ...]:
+def hint_kinds(hint: Any) -> tuple[Any, ...]:
     """The types a field's annotation allows (``int | None`` → ``(int, NoneType)``)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return typing.get_args(hint)
