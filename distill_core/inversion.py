@@ -19,6 +19,17 @@ from torch import nn
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def first_batchnorm(model: nn.Module) -> nn.modules.batchnorm._BatchNorm:
+    """``model``'s first BatchNorm layer (the one whose statistics are intensity and edges).
+
+    :raises ValueError: the model has none.
+    """
+    for module in model.modules():
+        if isinstance(module, _BN_TYPES):
+            return module
+    raise ValueError(f"{type(model).__name__} has no BatchNorm layer: the inversion prior needs its running statistics")
+
+
 class BatchNormStatsLoss:
     """Context manager that hooks every BatchNorm layer of ``model`` and accumulates
     ``Σ_l ‖μ_l − μ̂_l‖₂ + ‖σ²_l − σ̂²_l‖₂`` for each forward pass; the hooks are removed on exit.

@@ -17,7 +17,8 @@ import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: plt.Figure, path: str | os.PathLike) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` (folders made) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -44,7 +45,7 @@ def line_plot(
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bar_plot(
@@ -71,7 +72,7 @@ def bar_plot(
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sample_grid(
@@ -102,7 +103,7 @@ def sample_grid(
     ax.set_yticks([height * (c + 0.5) for c in range(len(class_names))], list(class_names), fontsize=7)
     ax.set_xticks([])
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _signal_grid(signals, labels, path, *, class_names, per_class, title) -> Path:
@@ -113,4 +114,4 @@ def _signal_grid(signals, labels, path, *, class_names, per_class, title) -> Pat
         ax.set_ylabel(class_names[c], fontsize=7, rotation=0, ha="right")
         ax.set_yticks([])
     axes[0].set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -11,16 +11,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from distill_core.common.checkpoint import atomic_save
 from distill_core.common.plots import line_plot, sample_grid
 from distill_core.common.report import write_json
+from distill_core.diagnostics import plot_diagnostics, synthesis_diagnostics
 from distill_core.kd import evaluate
 from distill_core.ssdkd.config import SSDKDConfig, deep_inversion_config, memory_bank_config, real_kd_config
 from distill_core.ssdkd.process import SSDKDProcess
 
 STUDENT_FORMAT = "distill-gym/student/v1"
+#: buffer samples (and as many real ones) the end-of-run diagnostics look at
+DIAGNOSED = 2048
 METHODS = ("ssdkd", "memory_bank", "deep_inversion", "real_kd", "real_full")
 
 
@@ -92,6 +96,17 @@ def run_distillation(config: SSDKDConfig, *, seed: int, out: Path, eval_every: i
                  "state_dict": state, "test_accuracy": final["accuracy"]}, out / "student.pt")
     write_json(metrics, out / "metrics.json")
     x, classes = process.buffer.contents()
+    if config.synthesis != "real" and len(x) and x.dim() == 4:  # images (pixel histograms mean nothing for 1-D signals)
+        # what makes the samples unlike the data, synthetic beside a real batch of the same size
+        picked = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:min(len(x), DIAGNOSED)]
+        diagnostics = synthesis_diagnostics(process.teacher.model, x[:DIAGNOSED].to(device), data.x_train[picked].to(device),
+                                            denormalize=data.denormalize, num_classes=data.num_classes)
+        write_json(diagnostics, out / "diagnostics.json")
+        plot_diagnostics(diagnostics, out / "diagnostics.png", class_names=data.classes,
+                         title=f"{label or config.synthesis}: synthetic buffer vs real training images")
+        metrics["first_bn_gap"] = {k: diagnostics[k]["first_bn"]["mean_gap"] + diagnostics[k]["first_bn"]["var_gap"]
+                                   for k in ("synthetic", "real")}
+        write_json(metrics, out / "metrics.json")
     sample_grid(data.denormalize(x.cpu()), classes, out / "samples.png", class_names=data.classes,
                 title=f"{label or config.synthesis}: buffer samples by teacher-predicted class")
     line_plot({label or config.synthesis: ([c["seconds"] for c in curve], [100 * c["test_accuracy"] for c in curve])},
