@@ -44,15 +44,27 @@ class BatchNormStatsLoss:
     :param first_weight: multiplier of the first BatchNorm layer's term. DeepInversion weights it up
         (×10): the first layer's statistics are the low-level ones (intensity, edges) that make a sample
         look like the data rather than like texture.
+    :param momentum: Fast-DFKD's blend ``m``: the running statistics are matched by
+        ``(1 − m) · batch + m · blended`` instead of the batch's alone, where ``blended`` (``blend``, kept
+        by the caller across batches and advanced by :meth:`advance`) averages earlier batches. Each batch
+        then only has to make up the past batches' error, not match the data set's statistics by itself.
+    :param blend: the caller's blended statistics per layer index (``{}`` at the start of a run).
     """
 
-    def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
+    def __init__(self, model: nn.Module, first_weight: float = 1.0, *, momentum: float = 0.0,
+                 blend: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         self.layers = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
         if not self.layers:
             raise ValueError("the model has no BatchNorm layer: the inversion prior needs its running statistics")
         if not first_weight >= 0:
             raise ValueError(f"first_weight must be >= 0, got {first_weight}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self._weights = {id(layer): (first_weight if i == 0 else 1.0) for i, layer in enumerate(self.layers)}
+        self._index = {id(layer): i for i, layer in enumerate(self.layers)}
+        self.momentum = momentum
+        self.blend = {} if blend is None else blend
+        self._last: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._terms: list[torch.Tensor] = []
 
@@ -61,8 +73,23 @@ class BatchNormStatsLoss:
         dims = [d for d in range(x.dim()) if d != 1]  # every dim but the channels
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)
+        index = self._index[id(module)]
+        self._last[index] = (mean.detach(), var.detach())
+        if self.momentum > 0 and index in self.blend:
+            past_mean, past_var = self.blend[index]
+            mean = (1 - self.momentum) * mean + self.momentum * past_mean
+            var = (1 - self.momentum) * var + self.momentum * past_var
         term = torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2)
         self._terms.append(self._weights[id(module)] * term)
+
+    def advance(self) -> None:
+        """Fold the last forward pass's batch statistics into ``blend`` (after a batch is final)."""
+        for index, (mean, var) in self._last.items():
+            if index in self.blend:
+                past_mean, past_var = self.blend[index]
+                mean = self.momentum * past_mean + (1 - self.momentum) * mean
+                var = self.momentum * past_var + (1 - self.momentum) * var
+            self.blend[index] = (mean, var)
 
     def __enter__(self) -> BatchNormStatsLoss:
         self._handles = [layer.register_forward_hook(self._hook) for layer in self.layers]

@@ -210,3 +210,45 @@ def test_per_class_probe_statistics_and_replay_priority_knobs(digits, digits_tea
     share = float((process.buffer.predicted_classes[batch.indices] == 0).mean())
     assert share > (process.buffer.predicted_classes == 0).mean()
     assert "val_accuracy" in process.final_metrics()
+
+
+def test_momentum_blended_bn_prior_matches_a_blend_of_batches(digits, digits_teacher):
+    model = digits_teacher.model.eval()
+    first, second = digits.x_train[:64], digits.x_train[64:128] * 2.0
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    seen = []
+    handle = layer.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    blend: dict = {}
+    with BatchNormStatsLoss(model, momentum=0.75, blend=blend) as bn_loss, torch.no_grad():
+        model(first)
+        alone = bn_loss._terms[0]
+        bn_loss.pop()
+        bn_loss.advance()
+        model(second)
+        blended = bn_loss._terms[0]
+    handle.remove()
+    stats = [(h.mean(0), h.var(0, unbiased=False)) for h in seen]  # the first layer's inputs are (N, features)
+    mean = 0.25 * stats[1][0] + 0.75 * stats[0][0]
+    var = 0.25 * stats[1][1] + 0.75 * stats[0][1]
+    expected = torch.norm(mean - layer.running_mean) + torch.norm(var - layer.running_var)
+    assert torch.allclose(blended, expected, atol=1e-5)  # (1 − m) of this batch, m of the blend
+    direct = torch.norm(stats[0][0] - layer.running_mean) + torch.norm(stats[0][1] - layer.running_var)
+    assert torch.allclose(alone, direct, atol=1e-5)  # an empty blend: the batch alone
+    assert set(blend) == set(range(len(bn_loss.layers)))
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        BatchNormStatsLoss(model, momentum=1.0)
+
+
+def test_adversarial_warm_up_and_bn_momentum_runs(digits, digits_teacher):
+    from dataclasses import replace
+
+    never = SSDKDProcess(replace(SMALL, lambda_adv=0.0), teacher=digits_teacher, data=digits)
+    warming = SSDKDProcess(replace(SMALL, lambda_adv=0.5, adv_warmup=SMALL.rounds), teacher=digits_teacher, data=digits)
+    late = SSDKDProcess(replace(SMALL, lambda_adv=0.5, adv_warmup=2), teacher=digits_teacher, data=digits)
+    a, b, c = run(never, seed=5), run(warming, seed=5), run(late, seed=5)
+    assert np.array_equal(a[-1].values, b[-1].values)  # warm-up over the whole run = no adversarial term
+    assert np.array_equal(a[2].values, c[2].values) and not np.array_equal(a[-1].values, c[-1].values)
+    blended = SSDKDProcess(replace(SMALL, bn_momentum=0.9), teacher=digits_teacher, data=digits)
+    d, e = run(blended, seed=5), run(blended, seed=5)
+    assert np.array_equal(d[-1].values, e[-1].values) and not np.array_equal(a[-1].values, d[-1].values)
+    assert set(blended._bn_blend) and d[-1].extras["score"] > d[0].extras["score"]

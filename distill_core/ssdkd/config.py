@@ -43,6 +43,9 @@ class SSDKDConfig:
     :param bn_first_weight: extra weight of the first BatchNorm layer in that prior (DeepInversion: 10).
     :param lambda_oh: weight of the cross-entropy ("one-hot") term.
     :param lambda_adv: weight of the adversarial term.
+    :param adv_warmup: rounds at the start with the adversarial term off (Fast-DFKD: a warm-up, then on).
+    :param bn_momentum: Fast-DFKD's blend of the BatchNorm prior: match the running statistics with
+        ``(1 − m)`` of the batch's and ``m`` of a moving average of earlier batches' (0 = the batch alone).
     :param lambda_tv: weight of total variation (pixel mode).
     :param inv_max_shift: per-sample random shift of synthetic images before the teacher sees them during
         inversion (DeepInversion's jitter; 0 = off): a sample must then fool the teacher wherever it sits,
@@ -91,6 +94,8 @@ class SSDKDConfig:
     bn_first_weight: float = bounded(1.0, 0.0)
     lambda_oh: float = bounded(1.0, 0.0)
     lambda_adv: float = bounded(0.5, 0.0)
+    adv_warmup: int = bounded(0, 0)
+    bn_momentum: float = bounded(0.0, 0.0, 0.99)
     lambda_tv: float = bounded(0.0, 0.0)
     inv_max_shift: int = bounded(0, 0, MAX_SHIFT)
     inv_hflip: bool = False

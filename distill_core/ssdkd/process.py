@@ -133,6 +133,7 @@ class SSDKDProcess(StepwiseProcess):
         self._kd_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self._kd_optimizer, T_max=cfg.rounds * cfg.kd_steps)
         self._generator_resets = -1
         self._new_generator()
+        self._bn_blend: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # bn_momentum's moving batch statistics
         self.buffer = ReplayBuffer(cfg.buffer_capacity, self.data.input_shape, self.num_classes, device=self.device, evict=cfg.evict)
         if cfg.synthesis == "real":
             self._real_order = torch.randperm(len(self.data.x_train), generator=torch_generator(derive_seed(seed, "real-subset")))
@@ -264,11 +265,13 @@ class SSDKDProcess(StepwiseProcess):
         cfg = self.config
         teacher = self.teacher.model
         share = smoothed_histogram(self.buffer.class_counts())
-        adversarial = knobs is not None and cfg.lambda_adv > 0
+        adversarial = knobs is not None and cfg.lambda_adv > 0 and self.round >= cfg.adv_warmup
+        blending = knobs is not None and cfg.bn_momentum > 0  # the probe is made apart from the buffer's batches
         jitter = cfg.inv_max_shift > 0 or cfg.inv_hflip
         self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
         loss_value, finite = float("nan"), True
-        with BatchNormStatsLoss(teacher, first_weight=cfg.bn_first_weight) as bn_loss:
+        with BatchNormStatsLoss(teacher, first_weight=cfg.bn_first_weight, momentum=cfg.bn_momentum if blending else 0.0,
+                                blend=self._bn_blend if blending else None) as bn_loss:
             for _ in range(steps):
                 x = render(latent)
                 seen = augment_batch(x, self._torch_gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
@@ -292,6 +295,8 @@ class SSDKDProcess(StepwiseProcess):
                 loss.backward()
                 for optimizer in optimizers:
                     optimizer.step()
+            if blending and finite:
+                bn_loss.advance()  # the round's last batch joins the blend
         self.student.train()
         with torch.no_grad():
             x = render(latent).detach()
