@@ -94,7 +94,6 @@ def run_distillation(config: SSDKDConfig, *, seed: int, out: Path, eval_every: i
     state = {k: v.detach().cpu() for k, v in process.student.state_dict().items()}
     atomic_save({"format": STUDENT_FORMAT, "arch": process.student_arch, "dataset": config.dataset,
                  "state_dict": state, "test_accuracy": final["accuracy"]}, out / "student.pt")
-    write_json(metrics, out / "metrics.json")
     x, classes = process.buffer.contents()
     if config.synthesis != "real" and len(x) and x.dim() == 4:  # images (pixel histograms mean nothing for 1-D signals)
         # what makes the samples unlike the data, synthetic beside a real batch of the same size
@@ -106,7 +105,7 @@ def run_distillation(config: SSDKDConfig, *, seed: int, out: Path, eval_every: i
                          title=f"{label or config.synthesis}: synthetic buffer vs real training images")
         metrics["first_bn_gap"] = {k: diagnostics[k]["first_bn"]["mean_gap"] + diagnostics[k]["first_bn"]["var_gap"]
                                    for k in ("synthetic", "real")}
-        write_json(metrics, out / "metrics.json")
+    write_json(metrics, out / "metrics.json")
     sample_grid(data.denormalize(x.cpu()), classes, out / "samples.png", class_names=data.classes,
                 title=f"{label or config.synthesis}: buffer samples by teacher-predicted class")
     line_plot({label or config.synthesis: ([c["seconds"] for c in curve], [100 * c["test_accuracy"] for c in curve])},
