@@ -19,15 +19,23 @@ from torch import nn
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """``model``'s BatchNorm layers, in module order.
+
+    :raises ValueError: the model has none.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no BatchNorm layer: the inversion prior needs its running statistics")
+    return layers
+
+
 def first_batchnorm(model: nn.Module) -> nn.modules.batchnorm._BatchNorm:
     """``model``'s first BatchNorm layer (the one whose statistics are intensity and edges).
 
     :raises ValueError: the model has none.
     """
-    for module in model.modules():
-        if isinstance(module, _BN_TYPES):
-            return module
-    raise ValueError(f"{type(model).__name__} has no BatchNorm layer: the inversion prior needs its running statistics")
+    return batchnorm_layers(model)[0]
 
 
 class BatchNormStatsLoss:
@@ -53,9 +61,7 @@ class BatchNormStatsLoss:
 
     def __init__(self, model: nn.Module, first_weight: float = 1.0, *, momentum: float = 0.0,
                  blend: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
-        self.layers = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
-        if not self.layers:
-            raise ValueError("the model has no BatchNorm layer: the inversion prior needs its running statistics")
+        self.layers = batchnorm_layers(model)
         if not first_weight >= 0:
             raise ValueError(f"first_weight must be >= 0, got {first_weight}")
         if not 0.0 <= momentum < 1.0:
