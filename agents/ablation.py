@@ -5,7 +5,6 @@ one machine."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from agents.backends import BACKENDS, Runner  # noqa: F401  (BACKENDS: the scripts' choices)
+from agents.statistics import t_half_width
 
 
 @dataclass
@@ -72,14 +72,8 @@ def run_jobs(jobs: list[Job], backend: str = "local", address: str | None = None
 
 def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the Student-t confidence interval (half-width 0 for one value)."""
-    from scipy import stats
-
     arr = np.asarray(values, dtype=np.float64)
-    mean = float(arr.mean()) if len(arr) else float("nan")
-    if len(arr) < 2:
-        return mean, 0.0
-    half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return mean, half
+    return (float(arr.mean()) if len(arr) else float("nan")), t_half_width(arr, level=level)
 
 
 @dataclass

@@ -41,7 +41,7 @@ import textwrap
 import time
 import typing
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from agents.backends import Runner
+from agents.statistics import bootstrap_ci, spearman, t_interval  # noqa: F401  (part of this module's API)
 
 #: what a search maximises: the student's validation accuracy (the test split is kept for the report)
 OBJECTIVE = "val_accuracy"
@@ -519,51 +520,6 @@ def train_learner(task: TrainTask) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-def bootstrap_ci(values: Sequence[float], *, resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values`` (resampled with replacement by a
-    seeded numpy generator).
-
-    :param values: e.g. the per-seed paired differences.
-    :param resamples: bootstrap resamples.
-    :param level: coverage.
-    :param seed: the generator's seed.
-    """
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(resamples, arr.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
-def t_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float]:
-    """Student-t confidence interval of the mean of ``values`` (``scipy.stats.t``; NaN for fewer than two).
-
-    :param values: e.g. the per-seed paired differences.
-    :param level: coverage.
-    """
-    from scipy import stats
-
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size < 2:
-        return float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + level) / 2, arr.size - 1) * arr.std(ddof=1) / math.sqrt(arr.size))
-    return float(arr.mean() - half), float(arr.mean() + half)
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's ρ (``scipy.stats.spearmanr``); NaN for fewer than three pairs or a constant side."""
-    from scipy import stats
-
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(stats.spearmanr(a, b).statistic)
-
-
 def paired_differences(rows: Sequence[dict[str, Any]], policy: str, baseline: str = BASELINE,
                        metric: str = METRIC) -> tuple[tuple[int, ...], np.ndarray]:
     """``metric`` of ``policy`` minus that of ``baseline``, seed by seed.
