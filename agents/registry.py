@@ -48,7 +48,15 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
 }
 
 #: RL Zoo keys that configure the experiment rather than the algorithm.
-ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs", "env_wrapper", "frame_stack", "callback")
+ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs")
+#: RL Zoo keys this project does not apply; a block that sets one is refused rather than half-obeyed
+UNSUPPORTED_ZOO_SETTINGS = {
+    "env_wrapper": "a policy that should read only some observation entries names them with "
+                   "features_extractor_class: ObservationSubset (agents/features.py); other wrappers go around "
+                   "the env in Python",
+    "frame_stack": "the observation already summarises the run so far",
+    "callback": "pass callbacks to agent.learn in Python",
+}
 
 
 def list_agents() -> list[str]:
@@ -87,6 +95,9 @@ def load_hyperparams(name: str, env_id: str | None) -> dict[str, Any]:
 
 def split_zoo_settings(hyperparams: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(algorithm kwargs, zoo settings)`` from an RL Zoo hyperparameter block."""
+    for key, instead in UNSUPPORTED_ZOO_SETTINGS.items():
+        if key in hyperparams:
+            raise ValueError(f"the RL Zoo setting {key!r} is not supported here: {instead}")
     algo = {k: v for k, v in hyperparams.items() if k not in ZOO_SETTINGS}
     zoo = {k: v for k, v in hyperparams.items() if k in ZOO_SETTINGS}
     if isinstance(algo.get("policy_kwargs"), str):
@@ -132,7 +143,41 @@ def make_agent(
     if bool(zoo.get("normalize", False)) if normalize is None else normalize:
         env = normalize_vec_env(env, gamma=float(algo_kwargs.get("gamma", 0.99)))
     policy = zoo.get("policy", "MlpLstmPolicy" if name == "recurrent_ppo" else "MlpPolicy")
+    if isinstance(algo_kwargs.get("policy_kwargs"), dict):
+        algo_kwargs["policy_kwargs"] = resolve_policy_kwargs(algo_kwargs["policy_kwargs"], env)
     return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, device=device, **algo_kwargs)
+
+
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any], env: Any) -> dict[str, Any]:
+    """``policy_kwargs`` with a features extractor named in YAML (``features_extractor_class:
+    ObservationSubset``) replaced by its class, and given the env's ``observation_names``
+    (:mod:`agents.features`). Other entries pass through; the argument is not modified."""
+    from agents.features import EXTRACTORS, ObservationSubset
+
+    resolved = dict(policy_kwargs)
+    extractor = resolved.get("features_extractor_class")
+    if isinstance(extractor, str):
+        if extractor not in EXTRACTORS:
+            raise ValueError(f"unknown features_extractor_class {extractor!r}: use one of {sorted(EXTRACTORS)} "
+                             "(or pass a class from Python)")
+        resolved["features_extractor_class"] = extractor = EXTRACTORS[extractor]
+    if extractor is ObservationSubset:
+        extractor_kwargs = dict(resolved.get("features_extractor_kwargs") or {})
+        extractor_kwargs.setdefault("names", tuple(observation_names(env)))
+        resolved["features_extractor_kwargs"] = extractor_kwargs
+    return resolved
+
+
+def observation_names(env: Any) -> tuple[str, ...]:
+    """The observation entries' names of a Gymnasium env or an SB3 VecEnv of distill-gym envs."""
+    from stable_baselines3.common.vec_env import VecEnv
+
+    names = env.get_attr("observation_names", indices=[0])[0] if isinstance(env, VecEnv) else \
+        getattr(env.unwrapped, "observation_names", None)
+    if names is None:
+        raise ValueError("this env does not name its observation entries (observation_names): "
+                         "ObservationSubset needs a distill-gym env")
+    return tuple(names)
 
 
 def load_agent(name: str, path: str | Path, env: Any = None, device: str = "auto") -> Any:

@@ -38,6 +38,14 @@ def test_hyperparams_are_rl_zoo_blocks():
     assert load_hyperparams("td3", DIGITS)["policy"] == "MlpPolicy"  # falls back to `default`
 
 
+def test_unsupported_zoo_settings_are_refused_not_ignored():
+    from agents.registry import split_zoo_settings
+
+    with pytest.raises(ValueError, match="'env_wrapper' is not supported here: .*ObservationSubset"):
+        split_zoo_settings({"env_wrapper": ["gymnasium.wrappers.TimeLimit"], "learning_rate": 0.001})
+    assert split_zoo_settings({"n_envs": 2, "learning_rate": 0.001}) == ({"learning_rate": 0.001}, {"n_envs": 2})
+
+
 @pytest.mark.parametrize("name", list_agents())
 def test_every_agent_trains_and_acts(name, digits_teacher):
     env = gym.make(DIGITS, **TINY)
