@@ -5,7 +5,10 @@ Three pieces, shared by SSD-KD and its baselines:
 * :class:`BatchNormStatsLoss` — the DeepInversion prior: the batch statistics a synthetic batch
   induces at every BatchNorm layer should match the teacher's running statistics;
 * :class:`Generator` — a small conv (or MLP, for 1-D data) generator mapping a latent to a normalised input;
-* :func:`adversarial_term` — Fast-DFKD's ``−KL(p_T ‖ p_S)`` where student and teacher still agree.
+* :func:`adversarial_term` — Fast-DFKD's ``−KL(p_T ‖ p_S)`` where student and teacher still agree,
+  or DFAD's ``−|z_T − z_S|₁`` (:data:`ADVERSARIAL_LOSSES`);
+* :func:`activation_term` and :func:`information_entropy_term` — DAFL's priors: strong teacher features,
+  and a batch whose mean prediction covers every class.
 """
 
 from __future__ import annotations
@@ -177,17 +180,40 @@ class Generator(nn.Module):
         return h.view(len(z), *self.output_shape)
 
 
-def adversarial_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``−KL(p_T ‖ p_S)`` where student and teacher predict the same class, else 0.
+#: ``kl_agree``: Fast-DFKD / CMI's ``−KL(p_T ‖ p_S)`` where both predict the same class; ``l1``: DFAD's
+#: ``−mean |z_T − z_S|`` over the logits, everywhere
+ADVERSARIAL_LOSSES = ("kl_agree", "l1")
 
-    Minimising it pushes the generator towards samples on which the student still agrees with the
-    teacher but should not be comfortable — the adversarial term of Fast-DFKD / CMI.
+
+def adversarial_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str = "kl_agree") -> torch.Tensor:
+    """Per-sample adversarial term (minimised by the generator): samples the student does not yet imitate.
+
+    ``kl_agree`` (Fast-DFKD / CMI): ``−KL(p_T ‖ p_S)`` where student and teacher predict the same class,
+    else 0 — samples on which the student agrees with the teacher but should not be comfortable.
+    ``l1`` (DFAD): ``−mean |z_T − z_S|`` over the logits, on every sample.
     """
+    if kind == "l1":
+        return -(teacher_logits - student_logits).abs().mean(dim=1)
+    if kind != "kl_agree":
+        raise ValueError(f"unknown adversarial loss {kind!r}: use one of {ADVERSARIAL_LOSSES}")
     log_p_t = F.log_softmax(teacher_logits, dim=1)
     log_p_s = F.log_softmax(student_logits, dim=1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
     agree = (teacher_logits.argmax(1) == student_logits.argmax(1)).float()
     return -kl * agree.detach()
+
+
+def activation_term(features: torch.Tensor) -> torch.Tensor:
+    """Per-sample DAFL activation loss ``−mean |f_T(x)|`` over the teacher's penultimate features:
+    real inputs excite the teacher's features strongly, so the generator is rewarded for that."""
+    return -features.flatten(1).abs().mean(dim=1)
+
+
+def information_entropy_term(logits: torch.Tensor) -> torch.Tensor:
+    """DAFL's information-entropy loss of a batch: ``−H(mean softmax)``, lowest when the batch's mean
+    prediction is uniform over the classes (a balanced batch), whatever each sample's own confidence."""
+    mean_p = F.softmax(logits, dim=1).mean(dim=0)
+    return (mean_p * torch.log(mean_p.clamp_min(1e-12))).sum()
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

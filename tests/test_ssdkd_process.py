@@ -252,3 +252,33 @@ def test_adversarial_warm_up_and_bn_momentum_runs(digits, digits_teacher):
     d, e = run(blended, seed=5), run(blended, seed=5)
     assert np.array_equal(d[-1].values, e[-1].values) and not np.array_equal(a[-1].values, d[-1].values)
     assert set(blended._bn_blend) and d[-1].extras["score"] > d[0].extras["score"]
+
+
+def test_dafl_and_dfad_terms_compute_what_they_name():
+    from distill_core.inversion import activation_term, adversarial_term, information_entropy_term
+
+    features = torch.tensor([[1.0, -3.0], [0.0, 2.0]])
+    assert torch.allclose(activation_term(features), torch.tensor([-2.0, -1.0]))
+    uniform = torch.zeros(4, 5)  # every sample uniform: the mean prediction is too
+    assert math.isclose(information_entropy_term(uniform).item(), -math.log(5), rel_tol=1e-6)
+    one_class = torch.tensor([[50.0, 0.0, 0.0]] * 3)  # all on one class: zero entropy, the worst value
+    assert abs(information_entropy_term(one_class).item()) < 1e-6
+    balanced = torch.eye(3) * 50  # each sample sure of a different class: the batch covers all classes
+    assert math.isclose(information_entropy_term(balanced).item(), -math.log(3), rel_tol=1e-5)
+    s, t = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])
+    assert torch.allclose(adversarial_term(s, t, "l1"), torch.tensor([-1.5]))
+    with pytest.raises(ValueError, match="unknown adversarial loss 'l2'"):
+        adversarial_term(s, t, "l2")
+    with pytest.raises(ValueError, match="unknown adv_loss 'l2'"):
+        SSDKDConfig(adv_loss="l2")
+
+
+@pytest.mark.parametrize("options", [dict(lambda_act=0.1), dict(lambda_ie=1.0), dict(lambda_adv=0.5, adv_loss="l1")])
+def test_dafl_and_dfad_options_change_the_run_deterministically(options, digits, digits_teacher):
+    from dataclasses import replace
+
+    plain = run(SSDKDProcess(replace(SMALL, lambda_adv=0.0), teacher=digits_teacher, data=digits), seed=5)
+    changed = SSDKDProcess(replace(SMALL, **{"lambda_adv": 0.0, **options}), teacher=digits_teacher, data=digits)
+    first, second = run(changed, seed=5), run(changed, seed=5)
+    assert np.array_equal(first[-1].values, second[-1].values)
+    assert not np.array_equal(plain[-1].values, first[-1].values)

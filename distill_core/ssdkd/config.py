@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from distill_core.augment import MIX_MODES
+from distill_core.inversion import ADVERSARIAL_LOSSES
 from distill_core.common.config_checks import MAX_SAMPLES, MAX_SHIFT, MAX_WIDTH, bounded, check_fields, check_memory
 from distill_core.data import DatasetSplits
 from distill_core.inversion import Generator
@@ -44,6 +45,9 @@ class SSDKDConfig:
     :param lambda_oh: weight of the cross-entropy ("one-hot") term.
     :param lambda_adv: weight of the adversarial term.
     :param adv_warmup: rounds at the start with the adversarial term off (Fast-DFKD: a warm-up, then on).
+    :param adv_loss: the adversarial term's form: ``kl_agree`` (Fast-DFKD / CMI) or ``l1`` (DFAD's logit gap).
+    :param lambda_act: weight of DAFL's activation term (strong teacher features; 0 = off).
+    :param lambda_ie: weight of DAFL's information-entropy term (a class-balanced mean prediction; 0 = off).
     :param bn_momentum: Fast-DFKD's blend of the BatchNorm prior: match the running statistics with
         ``(1 − m)`` of the batch's and ``m`` of a moving average of earlier batches' (0 = the batch alone).
     :param lambda_tv: weight of total variation (pixel mode).
@@ -95,6 +99,9 @@ class SSDKDConfig:
     lambda_oh: float = bounded(1.0, 0.0)
     lambda_adv: float = bounded(0.5, 0.0)
     adv_warmup: int = bounded(0, 0)
+    adv_loss: str = "kl_agree"
+    lambda_act: float = bounded(0.0, 0.0)
+    lambda_ie: float = bounded(0.0, 0.0)
     bn_momentum: float = bounded(0.0, 0.0, 0.99)
     lambda_tv: float = bounded(0.0, 0.0)
     inv_max_shift: int = bounded(0, 0, MAX_SHIFT)
@@ -126,6 +133,8 @@ class SSDKDConfig:
             raise ValueError(f"unknown synthesis {self.synthesis!r}: use one of {SYNTHESIS_MODES}")
         if self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}: use one of {SCORES}")
+        if self.adv_loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(f"unknown adv_loss {self.adv_loss!r}: use one of {ADVERSARIAL_LOSSES}")
         if self.kd_mix not in MIX_MODES:
             raise ValueError(f"unknown kd_mix {self.kd_mix!r}: use one of {MIX_MODES}")
         if self.evict not in EVICT_MODES:  # else only the buffer, built at reset, would refuse it

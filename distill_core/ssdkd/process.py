@@ -36,7 +36,8 @@ from distill_core.common.device import resolve_device
 from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.data import DatasetSplits, load_dataset
-from distill_core.inversion import BatchNormStatsLoss, Generator, adversarial_term, total_variation
+from distill_core.inversion import (BatchNormStatsLoss, Generator, activation_term, adversarial_term, information_entropy_term,
+                                    total_variation)
 from distill_core.kd import class_means, evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
@@ -275,15 +276,23 @@ class SSDKDProcess(StepwiseProcess):
             for _ in range(steps):
                 x = render(latent)
                 seen = augment_batch(x, self._torch_gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
-                t_logits = teacher(seen)
+                if cfg.lambda_act > 0:  # DAFL's term needs the features the classifier reads
+                    features = teacher.embed(seen)
+                    t_logits = teacher.classifier(features)
+                else:
+                    t_logits = teacher(seen)
                 per_sample = cfg.lambda_oh * F.cross_entropy(t_logits, targets, reduction="none")
+                if cfg.lambda_act > 0:
+                    per_sample = per_sample + cfg.lambda_act * activation_term(features)
                 if adversarial:
-                    per_sample = per_sample + cfg.lambda_adv * adversarial_term(self.student(seen), t_logits)
+                    per_sample = per_sample + cfg.lambda_adv * adversarial_term(self.student(seen), t_logits, cfg.adv_loss)
                 if knobs is not None:
                     per_sample = per_sample * modulation_weights(
                         t_logits, targets, share, gamma=knobs.gamma, diversity_strength=knobs.diversity,
                         use_difficulty=cfg.use_difficulty, use_diversity=cfg.use_diversity)
                 loss = cfg.lambda_bn * bn_loss.pop() + per_sample.mean()
+                if cfg.lambda_ie > 0:
+                    loss = loss + cfg.lambda_ie * information_entropy_term(t_logits)
                 if cfg.lambda_tv > 0:
                     loss = loss + cfg.lambda_tv * total_variation(x)
                 loss_value = loss.item()
