@@ -40,6 +40,26 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.25, 1.0)) -> torch.Tensor:
+    """Per image, a random square crop covering a ``scale`` share of its area, resized back to full size
+    (bilinear) — the "local view" of contrastive learning. Non-image inputs are returned unchanged.
+
+    :param x: images ``(N, C, H, W)``.
+    :param scale: the crop's share of the image's area, drawn uniformly in this range.
+    """
+    if x.dim() != 4:
+        return x
+    n = x.shape[0]
+    low, high = scale
+    side = torch.sqrt(low + (high - low) * torch.rand(n, generator=generator, device=x.device))  # crop side / image side
+    centre = (1 - side)[:, None] * (2 * torch.rand(n, 2, generator=generator, device=x.device) - 1)  # inside the image
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = side
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def augment_batch(x: torch.Tensor, generator: torch.Generator, *, max_shift: int = 0, hflip: bool = False) -> torch.Tensor:
     """The standard light augmentation: per-sample shift then optional horizontal flip. 1-D inputs
     ``(N, C, L)`` and flat inputs are returned unchanged (shifting a signal or a vector is not a

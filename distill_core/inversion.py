@@ -8,12 +8,16 @@ Three pieces, shared by SSD-KD and its baselines:
 * :func:`adversarial_term` — Fast-DFKD's ``−KL(p_T ‖ p_S)`` where student and teacher still agree,
   or DFAD's ``−|z_T − z_S|₁`` (:data:`ADVERSARIAL_LOSSES`);
 * :func:`activation_term` and :func:`information_entropy_term` — DAFL's priors: strong teacher features,
-  and a batch whose mean prediction covers every class.
+  and a batch whose mean prediction covers every class;
+* :class:`ContrastiveTerm` — CMI's contrastive term: each sample's local view must be told apart from
+  every other sample (this batch's and earlier rounds') by the teacher's features, so samples differ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -76,8 +80,11 @@ class BatchNormStatsLoss:
         self._last: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._terms: list[torch.Tensor] = []
+        self._paused = False
 
     def _hook(self, module: nn.modules.batchnorm._BatchNorm, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        if self._paused:
+            return
         x = inputs[0]
         dims = [d for d in range(x.dim()) if d != 1]  # every dim but the channels
         mean = x.mean(dim=dims)
@@ -109,6 +116,16 @@ class BatchNormStatsLoss:
             handle.remove()
         self._handles = []
         self._terms = []
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forward passes inside add no term and leave the blend's statistics alone (e.g. a second view
+        of the same batch, whose statistics are not the batch's)."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
 
     def pop(self) -> torch.Tensor:
         """The summed term of the forward passes since the last call, then cleared."""
@@ -214,6 +231,45 @@ def information_entropy_term(logits: torch.Tensor) -> torch.Tensor:
     prediction is uniform over the classes (a balanced batch), whatever each sample's own confidence."""
     mean_p = F.softmax(logits, dim=1).mean(dim=0)
     return (mean_p * torch.log(mean_p.clamp_min(1e-12))).sum()
+
+
+class ContrastiveTerm(nn.Module):
+    """CMI's contrastive loss (Fang et al., 2021), on the teacher's penultimate features.
+
+    A projection head maps features to a unit sphere; for each sample, its local view (a random resized
+    crop) must pick out its own global view among the batch's and a bank of earlier samples' (InfoNCE at
+    ``temperature``). Minimised over the generator and the head, it pushes samples apart in the
+    teacher's feature space — diversity the class and BatchNorm terms do not ask for.
+
+    :param feature_dim: size of the teacher's features.
+    :param temperature: InfoNCE temperature (CMI: 0.1–0.2).
+    :param bank_size: how many earlier samples' projections are kept as negatives.
+    :param projection_dim: the head's output size.
+    """
+
+    def __init__(self, feature_dim: int, temperature: float = 0.1, bank_size: int = 4096, projection_dim: int = 128) -> None:
+        super().__init__()
+        self.temperature = float(temperature)
+        self.bank_size = int(bank_size)
+        self.head = nn.Sequential(nn.Linear(feature_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, projection_dim))
+        self.register_buffer("bank", torch.zeros(0, projection_dim))
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(features.flatten(1)), dim=1)
+
+    def forward(self, global_features: torch.Tensor, local_features: torch.Tensor) -> torch.Tensor:
+        """The batch's mean InfoNCE loss; the global projections are kept for :meth:`remember`."""
+        g, l = self.project(global_features), self.project(local_features)
+        self._last = g.detach()
+        candidates = torch.cat([g, self.bank.to(g)], dim=0)
+        logits = l @ candidates.T / self.temperature
+        return F.cross_entropy(logits, torch.arange(len(g), device=g.device))
+
+    def remember(self) -> None:
+        """Add the last batch's global projections to the bank of negatives (oldest dropped first)."""
+        if getattr(self, "_last", None) is not None:
+            self.bank = torch.cat([self._last, self.bank], dim=0)[: self.bank_size]
+            self._last = None
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

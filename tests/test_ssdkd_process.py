@@ -273,7 +273,8 @@ def test_dafl_and_dfad_terms_compute_what_they_name():
         SSDKDConfig(adv_loss="l2")
 
 
-@pytest.mark.parametrize("options", [dict(lambda_act=0.1), dict(lambda_ie=1.0), dict(lambda_adv=0.5, adv_loss="l1")])
+@pytest.mark.parametrize("options", [dict(lambda_act=0.1), dict(lambda_ie=1.0), dict(lambda_adv=0.5, adv_loss="l1"),
+                                     dict(lambda_cr=0.8)])
 def test_dafl_and_dfad_options_change_the_run_deterministically(options, digits, digits_teacher):
     from dataclasses import replace
 
@@ -282,3 +283,31 @@ def test_dafl_and_dfad_options_change_the_run_deterministically(options, digits,
     first, second = run(changed, seed=5), run(changed, seed=5)
     assert np.array_equal(first[-1].values, second[-1].values)
     assert not np.array_equal(plain[-1].values, first[-1].values)
+
+
+def test_contrastive_term_prefers_views_of_the_same_sample_and_keeps_a_bank():
+    from distill_core.inversion import ContrastiveTerm
+
+    torch.manual_seed(0)
+    term = ContrastiveTerm(feature_dim=6, temperature=0.1, bank_size=5)
+    features = torch.randn(4, 6)
+    matched = term(features, features + 0.01 * torch.randn(4, 6))
+    shuffled = term(features, features[[1, 2, 3, 0]])
+    assert matched < shuffled  # a local view that matches its own global view costs less
+    term.remember()
+    assert term.bank.shape == (4, 128)
+    term(features, features)
+    term.remember()
+    assert term.bank.shape == (5, 128)  # capped; the newest first
+
+
+def test_random_resized_crop_keeps_shape_and_zooms_in():
+    from distill_core.augment import random_resized_crop
+
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    out = random_resized_crop(x, gen, scale=(0.25, 0.25))
+    assert out.shape == x.shape and out.sum() > x.sum()  # the bright centre grows when the crop is resized up
+    flat = torch.ones(3, 5)
+    assert random_resized_crop(flat, gen) is flat

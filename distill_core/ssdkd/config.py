@@ -48,6 +48,8 @@ class SSDKDConfig:
     :param adv_loss: the adversarial term's form: ``kl_agree`` (Fast-DFKD / CMI) or ``l1`` (DFAD's logit gap).
     :param lambda_act: weight of DAFL's activation term (strong teacher features; 0 = off).
     :param lambda_ie: weight of DAFL's information-entropy term (a class-balanced mean prediction; 0 = off).
+    :param lambda_cr: weight of CMI's contrastive term (samples told apart by the teacher's features; 0 = off).
+    :param cr_temperature: its InfoNCE temperature.
     :param bn_momentum: Fast-DFKD's blend of the BatchNorm prior: match the running statistics with
         ``(1 − m)`` of the batch's and ``m`` of a moving average of earlier batches' (0 = the batch alone).
     :param lambda_tv: weight of total variation (pixel mode).
@@ -102,6 +104,8 @@ class SSDKDConfig:
     adv_loss: str = "kl_agree"
     lambda_act: float = bounded(0.0, 0.0)
     lambda_ie: float = bounded(0.0, 0.0)
+    lambda_cr: float = bounded(0.0, 0.0)
+    cr_temperature: float = bounded(0.1, above=0.0)
     bn_momentum: float = bounded(0.0, 0.0, 0.99)
     lambda_tv: float = bounded(0.0, 0.0)
     inv_max_shift: int = bounded(0, 0, MAX_SHIFT)

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill_core.augment import augment_batch, mix_batch
+from distill_core.augment import augment_batch, mix_batch, random_resized_crop
 from distill_core.common.device import resolve_device
 from distill_core.common.frames import sample_frame
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
 from distill_core.data import DatasetSplits, load_dataset
-from distill_core.inversion import (BatchNormStatsLoss, Generator, activation_term, adversarial_term, information_entropy_term,
-                                    total_variation)
+from distill_core.inversion import (BatchNormStatsLoss, ContrastiveTerm, Generator, activation_term, adversarial_term,
+                                    information_entropy_term, total_variation)
 from distill_core.kd import class_means, evaluate, kd_loss, predict_logits
 from distill_core.models import build_model
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
@@ -135,6 +135,11 @@ class SSDKDProcess(StepwiseProcess):
         self._generator_resets = -1
         self._new_generator()
         self._bn_blend: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # bn_momentum's moving batch statistics
+        self._contrast: ContrastiveTerm | None = None  # CMI's head and bank of negatives, one per run
+        if cfg.lambda_cr > 0:
+            with seeded(derive_seed(seed, "contrast-head")):
+                self._contrast = ContrastiveTerm(self.teacher.model.classifier.in_features, cfg.cr_temperature).to(self.device)
+            self._contrast_optimizer = torch.optim.Adam(self._contrast.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
         self.buffer = ReplayBuffer(cfg.buffer_capacity, self.data.input_shape, self.num_classes, device=self.device, evict=cfg.evict)
         if cfg.synthesis == "real":
             self._real_order = torch.randperm(len(self.data.x_train), generator=torch_generator(derive_seed(seed, "real-subset")))
@@ -269,6 +274,10 @@ class SSDKDProcess(StepwiseProcess):
         adversarial = knobs is not None and cfg.lambda_adv > 0 and self.round >= cfg.adv_warmup
         blending = knobs is not None and cfg.bn_momentum > 0  # the probe is made apart from the buffer's batches
         jitter = cfg.inv_max_shift > 0 or cfg.inv_hflip
+        contrasting = knobs is not None and self._contrast is not None  # the probe is made without it
+        if contrasting:
+            optimizers = [*optimizers, self._contrast_optimizer]
+        with_features = cfg.lambda_act > 0 or contrasting
         self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
         loss_value, finite = float("nan"), True
         with BatchNormStatsLoss(teacher, first_weight=cfg.bn_first_weight, momentum=cfg.bn_momentum if blending else 0.0,
@@ -276,7 +285,7 @@ class SSDKDProcess(StepwiseProcess):
             for _ in range(steps):
                 x = render(latent)
                 seen = augment_batch(x, self._torch_gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
-                if cfg.lambda_act > 0:  # DAFL's term needs the features the classifier reads
+                if with_features:  # DAFL's and CMI's terms read the features the classifier reads
                     features = teacher.embed(seen)
                     t_logits = teacher.classifier(features)
                 else:
@@ -293,6 +302,10 @@ class SSDKDProcess(StepwiseProcess):
                 loss = cfg.lambda_bn * bn_loss.pop() + per_sample.mean()
                 if cfg.lambda_ie > 0:
                     loss = loss + cfg.lambda_ie * information_entropy_term(t_logits)
+                if contrasting:
+                    with bn_loss.paused():  # the local view's statistics are a crop's, not the batch's
+                        local = teacher.embed(random_resized_crop(x, self._torch_gen))
+                    loss = loss + cfg.lambda_cr * self._contrast(features, local)
                 if cfg.lambda_tv > 0:
                     loss = loss + cfg.lambda_tv * total_variation(x)
                 loss_value = loss.item()
@@ -306,6 +319,8 @@ class SSDKDProcess(StepwiseProcess):
                     optimizer.step()
             if blending and finite:
                 bn_loss.advance()  # the round's last batch joins the blend
+            if contrasting and finite:
+                self._contrast.remember()  # the round's final samples become the next rounds' negatives
         self.student.train()
         with torch.no_grad():
             x = render(latent).detach()
