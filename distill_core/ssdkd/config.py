@@ -36,6 +36,9 @@ class SSDKDConfig:
     :param synthesis: ``generator`` (SSD-KD), ``pixels`` (DeepInversion) or ``real`` (KD on real images).
     :param g_steps: inversion steps per round.
     :param g_lr: generator Adam learning rate.
+    :param meta_generator: Fast-DFKD's meta-generator: each round adapts a fast copy of the generator
+        (``g_steps`` steps, its own Adam) and the generator takes one first-order (FOMAML) step from the
+        copy's last gradient; off = one generator trained on across rounds.
     :param z_lr: latent Adam learning rate.
     :param latent_dim: generator latent size.
     :param gen_width: generator width.
@@ -92,6 +95,7 @@ class SSDKDConfig:
     synthesis: str = "generator"
     g_steps: int = bounded(5, 1)
     g_lr: float = bounded(4e-3, above=0.0)
+    meta_generator: bool = False
     z_lr: float = bounded(4e-2, above=0.0)
     latent_dim: int = bounded(64, 1, MAX_WIDTH)
     gen_width: int = bounded(32, 1, MAX_WIDTH)

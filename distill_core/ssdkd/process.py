@@ -23,6 +23,7 @@ set of measurements. Running the paper's setting is::
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,6 +234,16 @@ class SSDKDProcess(StepwiseProcess):
             self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width).to(self.device)
         self._g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
 
+    def _meta_update(self, fast: Generator) -> None:
+        """Fast-DFKD's first-order (FOMAML) outer step: the fast copy's last gradient, taken at its adapted
+        weights, steps the meta-generator; its BatchNorm statistics follow the copy's."""
+        self._g_optimizer.zero_grad(set_to_none=True)
+        for meta_p, fast_p in zip(self.generator.parameters(), fast.parameters()):
+            meta_p.grad = None if fast_p.grad is None else fast_p.grad.detach().clone()
+        self._g_optimizer.step()
+        for meta_b, fast_b in zip(self.generator.buffers(), fast.buffers()):
+            meta_b.copy_(fast_b)
+
     def _draw_targets(self, n: int, knobs: SSDKDKnobs) -> torch.Tensor:
         cfg = self.config
         share = smoothed_histogram(self.buffer.class_counts())
@@ -253,12 +264,17 @@ class SSDKDProcess(StepwiseProcess):
             render, optimizers = (lambda v: v), [torch.optim.Adam([latent], lr=cfg.pixel_lr, betas=(0.5, 0.99))]
         else:
             latent = torch.randn(n, cfg.latent_dim, generator=self._torch_gen, device=self.device).requires_grad_()
-            render = self.generator
-            optimizers = [torch.optim.Adam([latent], lr=cfg.z_lr, betas=(0.5, 0.999)), self._g_optimizer]
+            render, g_optimizer = self.generator, self._g_optimizer
+            if cfg.meta_generator:  # Fast-DFKD: the round adapts a fast copy; the meta-generator learns from it
+                render = copy.deepcopy(self.generator)
+                g_optimizer = torch.optim.Adam(render.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
+            optimizers = [torch.optim.Adam([latent], lr=cfg.z_lr, betas=(0.5, 0.999)), g_optimizer]
         x, loss, finite = self._optimise_batch(render, latent, optimizers, targets, cfg.g_steps, knobs=knobs)
         if not finite:
             self._new_generator()  # a NaN poisons Adam's moments and the weights: start the generator afresh
             return x, x, True, {"inversion_loss": float("nan")}
+        if cfg.meta_generator and cfg.synthesis == "generator":
+            self._meta_update(render)
         return x, predict_logits(self.teacher.model, x), False, {"inversion_loss": loss}
 
     def _optimise_batch(self, render: Any, latent: torch.Tensor, optimizers: list[torch.optim.Optimizer],
