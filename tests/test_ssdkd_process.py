@@ -275,7 +275,7 @@ def test_dafl_and_dfad_terms_compute_what_they_name():
 
 @pytest.mark.parametrize("options", [dict(lambda_act=0.1), dict(lambda_ie=1.0), dict(lambda_adv=0.5, adv_loss="l1"),
                                      dict(lambda_cr=0.8), dict(meta_generator=True)])
-def test_dafl_and_dfad_options_change_the_run_deterministically(options, digits, digits_teacher):
+def test_published_synthesis_options_change_the_run_deterministically(options, digits, digits_teacher):
     from dataclasses import replace
 
     plain = run(SSDKDProcess(replace(SMALL, lambda_adv=0.0), teacher=digits_teacher, data=digits), seed=5)
