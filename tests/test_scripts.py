@@ -114,3 +114,22 @@ def test_ssdkd_benchmark_judges_the_goals_from_the_curves():
     assert verdicts == {"mean test accuracy ≥ 89.5 %": "**no** |", "each run ≤ 10 min end to end": "**no** |",
                         "≥ 3 points over the memory bank": "**no** |",
                         "reaches the memory bank's final accuracy in ≤ 1/3 of its time": "**no** |"}
+
+
+def test_demo_says_where_the_knobs_moved_within_the_run(digits_teacher):
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+    import numpy as np
+
+    import envs  # noqa: F401
+
+    demo = runpy.run_path("scripts/demo.py")  # its functions, without running main
+    env = gym.make("DistillGym/SSDKD-Digits-v0", rounds=3, device="cpu")
+    rising = np.linspace(-1, 1, 6)[:, None] * np.ones((1, env.action_space.shape[0]), np.float32)  # one 6-round episode
+    result = SimpleNamespace(traces=[{"agent": "ppo", "actions": rising.tolist()}, {"agent": "constant", "actions": [[0.5] * 4]}])
+    text = demo["learned_knobs"](result, env)
+    paper = demo["knob_values"](env, np.zeros(env.action_space.shape, np.float32))
+    early, late = demo["knob_values"](env, rising[:2].mean(axis=0)), demo["knob_values"](env, rising[-2:].mean(axis=0))
+    assert early["alpha"] < paper["alpha"] < late["alpha"]
+    assert f"alpha {paper['alpha']:.3g} → {early['alpha']:.3g} → {late['alpha']:.3g}" in text
