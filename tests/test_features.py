@@ -9,10 +9,10 @@ import torch
 import envs  # noqa: F401
 from agents.features import ObservationSubset
 from agents.registry import make_agent, resolve_policy_kwargs
+from env_configs import TINY_SSDKD
 
 DIGITS = "DistillGym/SSDKD-Digits-v0"
-TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,
-            probe_steps=2, device="cpu")
+TINY = TINY_SSDKD
 SUBSET = {"net_arch": {"pi": [], "vf": [8]}, "features_extractor_class": "ObservationSubset",
           "features_extractor_kwargs": {"keep": ["progress", "probe/kl"]}}
 
