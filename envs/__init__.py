@@ -25,6 +25,7 @@ from envs.condense_dm import CondenseDMEnv
 from envs.process_env import ProcessEnv
 from envs.ssdkd import SSDKDEnv
 from envs.ssdkd_scenarios import SSDKDScenarioEnv
+from envs.whole_run import WholeRunSchedule, make_whole_run_env
 
 def _entry_point(env_cls: type) -> str:
     return f"{env_cls.__module__}:{env_cls.__name__}"
@@ -72,6 +73,16 @@ for _env_id, _config in REGISTERED.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], kwargs=asdict(_config))
 
+#: One decision per run (:mod:`envs.whole_run`): the same runs as the per-round id beside each, the
+#: action a whole schedule of its knobs chosen at the start.
+SCHEDULE_IDS: dict[str, str] = {
+    "DistillGym/SSDKD-Digits-SmallBuffer-Schedule-v0": "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v0",
+    "DistillGym/SSDKD-MNIST1D-SmallBuffer-Schedule-v0": "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v0",
+}
+for _env_id, _inner_id in SCHEDULE_IDS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry_point(make_whole_run_env), kwargs={"inner_id": _inner_id})
+
 
 def registered_config(env_id: str) -> Any:
     """The preset configuration behind a registered id (its type gives typed ``--set key=value`` overrides).
@@ -79,10 +90,11 @@ def registered_config(env_id: str) -> Any:
     :param env_id: ``DistillGym/...``, or ``envs:DistillGym/...`` as subprocess workers take it.
     """
     name = env_id.split(":")[-1]
+    name = SCHEDULE_IDS.get(name, name)  # a schedule id takes its per-round id's configuration
     if name not in REGISTERED:
-        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted(REGISTERED)}")
+        raise ValueError(f"unknown env id {env_id!r}: registered DistillGym ids are {sorted([*REGISTERED, *SCHEDULE_IDS])}")
     return REGISTERED[name]
 
 
-__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "REGISTERED", "SCENARIO_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
-           "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "registered_config"]
+__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "REGISTERED", "SCENARIO_IDS", "SCHEDULE_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
+           "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "WholeRunSchedule", "registered_config"]

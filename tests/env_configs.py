@@ -42,5 +42,21 @@ def use_small_fashion_mnist(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
 
 
+def use_tiny_family(monkeypatch, family: str, buffer_shares: tuple[float, ...]) -> None:
+    """Point scenario family ``family`` at test-size runs (this process only): :data:`TINY_SSDKD`'s
+    settings on the digits preset, ``buffer_shares``, budgets of 2 and 3 rounds, teacher 0 for training
+    and teacher 1 held out."""
+    from dataclasses import replace
+
+    from distill_core.ssdkd import config as ssdkd_config
+    from distill_core.ssdkd.scenarios import FAMILIES, Family
+
+    tiny = replace(ssdkd_config.preset("digits"), **{k: v for k, v in TINY_SSDKD.items()
+                                                      if k not in ("rounds", "synth_batch", "buffer_capacity")})
+    monkeypatch.setitem(ssdkd_config.PRESETS, "tiny_digits", tiny)
+    monkeypatch.setitem(FAMILIES, family, Family("tiny_digits", buffer_shares=buffer_shares, rounds=(2, 3),
+                                                 train_teachers=(0,), heldout_teachers=(1,)))
+
+
 ALL_IDS: list[str] = list(envs.SSDKD_IDS) + list(envs.CONDENSE_IDS)
 DIGITS_IDS: list[str] = [env_id for env_id in ALL_IDS if "-Digits-" in env_id]

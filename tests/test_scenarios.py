@@ -3,8 +3,6 @@ disjoint (held-out teachers never seen in training), and the scenario env passin
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -12,10 +10,9 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401
-from distill_core.ssdkd import config as ssdkd_config
 from distill_core.ssdkd import scenarios
-from distill_core.ssdkd.scenarios import FAMILIES, Family, ScenarioConfig, ScenarioProcess, instances
-from env_configs import TINY_SSDKD
+from distill_core.ssdkd.scenarios import FAMILIES, ScenarioConfig, ScenarioProcess, instances
+from env_configs import use_tiny_family
 
 SCENARIO_ID = "DistillGym/SSDKD-Digits-Scenarios-v0"
 
@@ -23,11 +20,7 @@ SCENARIO_ID = "DistillGym/SSDKD-Digits-Scenarios-v0"
 @pytest.fixture
 def tiny_family(monkeypatch, digits_teacher):
     """The digits family at test size: two buffer shares, two budgets, teachers 0 (train) and 1 (held out)."""
-    tiny = replace(ssdkd_config.preset("digits"), **{k: v for k, v in TINY_SSDKD.items()
-                                                      if k not in ("rounds", "synth_batch", "buffer_capacity")})
-    monkeypatch.setitem(ssdkd_config.PRESETS, "tiny_digits", tiny)
-    monkeypatch.setitem(FAMILIES, "digits", Family("tiny_digits", buffer_shares=(0.02, 0.05), rounds=(2, 3),
-                                                  train_teachers=(0,), heldout_teachers=(1,)))
+    use_tiny_family(monkeypatch, "digits", (0.02, 0.05))
 
 
 def test_training_and_heldout_instances_are_disjoint_and_cover_the_grid():
