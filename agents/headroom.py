@@ -11,7 +11,10 @@ seed:
   ``progress``, searched likewise;
 - ``adaptive``: the hand-written heuristic :class:`agents.baselines.AdaptivePolicy` (the constants where
   the env gives it nothing to read);
-- ``ppo`` and ``sac``: trained with :func:`agents.training.train_agent` on the training configuration.
+- ``ppo`` and ``sac``: trained with :func:`agents.training.train_agent` on the training configuration;
+- ``ppo_schedule`` and ``sac_schedule``: the same learners trained on the env's one-decision-per-run id
+  (:data:`envs.SCHEDULE_IDS`: the action is a whole schedule, picked from the first observation), then
+  evaluated on the per-round env beside everything else (:class:`agents.whole_run.WholeRunPolicy`).
 
 Honest statistics: the search only sees the training seeds and the validation split; the held-out
 seeds are never used for a search or for training (a configuration whose two seed lists overlap is
@@ -62,8 +65,10 @@ BASELINE = "constant"
 SEARCHED: dict[str, str] = {"static": "static", "schedule": "progress_schedule"}
 #: trained policies (registry learners)
 LEARNERS = ("ppo", "sac")
+#: learners trained on the env's one-decision-per-run id: headroom name -> registry learner
+WHOLE_RUN_LEARNERS: dict[str, str] = {"ppo_schedule": "ppo", "sac_schedule": "sac"}
 #: every policy the benchmark knows, in report order
-POLICIES = ("constant", "random", "static", "schedule", "adaptive", *LEARNERS)
+POLICIES = ("constant", "random", "static", "schedule", "adaptive", *LEARNERS, *WHOLE_RUN_LEARNERS)
 #: Optuna samplers by name (``cmaes`` needs the ``cmaes`` package)
 SAMPLERS = ("tpe", "cmaes", "random")
 DEFAULT_TRAIN_SEEDS = tuple(range(1000, 1010))
@@ -233,12 +238,15 @@ class PolicySpec:
     :param agent: the registry name that acts it out (``static``, ``progress_schedule``, ``ppo``, ...).
     :param hyperparams: passed to :func:`agents.registry.make_agent` (a baseline's vectors).
     :param model_dir: a trained learner's folder (``model.zip``, ``vecnormalize.pkl``).
+    :param whole_run: the learner was trained on the one-decision-per-run id and picks a schedule at the
+        first round (:class:`agents.whole_run.WholeRunPolicy`).
     """
 
     label: str
     agent: str
     hyperparams: dict[str, Any] = field(default_factory=dict)
     model_dir: str | None = None
+    whole_run: bool = False
 
 
 def static_spec(space: SearchSpace, values: Sequence[float], label: str = "static") -> PolicySpec:
@@ -295,7 +303,12 @@ def build_policy(spec: PolicySpec, env: Any, seed: int) -> Any:
 
         if spec.model_dir is None:
             raise ValueError(f"{spec.label}: a learning agent needs the folder it was trained into (model_dir)")
-        return load_trained(spec.agent, Path(spec.model_dir), env)
+        trained = load_trained(spec.agent, Path(spec.model_dir), env)
+        if spec.whole_run:
+            from agents.whole_run import WholeRunPolicy
+
+            return WholeRunPolicy(trained, env)
+        return trained
     return make_agent(spec.agent, env, seed=seed, hyperparams=spec.hyperparams)
 
 
@@ -483,7 +496,7 @@ class TrainTask:
     """Training one learner on the training configuration.
 
     :param agent: ``ppo``, ``sac`` (any registry learner).
-    :param env_id: the env.
+    :param env_id: the env it trains on (the benchmark's, or its one-decision-per-run id).
     :param env_kwargs: the training configuration.
     :param seed: the agent's seed (SB3 seeds its networks and the training env from it).
     :param timesteps: total environment steps (``None``: the YAML's ``n_timesteps``).
@@ -502,6 +515,7 @@ class TrainTask:
     eval_seeds: tuple[int, ...]
     hyperparams: dict[str, Any] = field(default_factory=dict)
     progress_bar: bool = False
+    label: str = ""
 
 
 def train_learner(task: TrainTask) -> dict[str, Any]:
@@ -516,7 +530,8 @@ def train_learner(task: TrainTask) -> dict[str, Any]:
     result = train_agent(task.agent, task.env_id, out=Path(task.out), seed=task.seed, timesteps=task.timesteps,
                          env_kwargs=task.env_kwargs, hyperparams=task.hyperparams, eval_seeds=task.eval_seeds,
                          progress_bar=task.progress_bar, tensorboard=False)
-    return {"agent": task.agent, "model_dir": task.out, "timesteps": result.timesteps, "seconds": result.seconds}
+    return {"agent": task.agent, "label": task.label or task.agent, "env_id": task.env_id, "model_dir": task.out,
+            "timesteps": result.timesteps, "seconds": result.seconds}
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -623,6 +638,8 @@ class HeadroomConfig:
     :param timesteps: training budget per learner (``None``: the YAML's ``n_timesteps``).
     :param learner_seed: the learners' seed.
     :param hyperparams: per-learner overrides of the YAML block.
+    :param trained: learners already trained (name -> the folder ``train_agent`` wrote: ``model.zip``,
+        ``vecnormalize.pkl``), evaluated instead of trained again.
     :param resamples: bootstrap resamples.
     :param bootstrap_seed: the bootstrap's seed.
     """
@@ -643,6 +660,7 @@ class HeadroomConfig:
     timesteps: dict[str, int | None] = field(default_factory=dict)
     learner_seed: int = 0
     hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trained: dict[str, str] = field(default_factory=dict)
     resamples: int = 10_000
     bootstrap_seed: int = 0
 
@@ -659,10 +677,16 @@ class HeadroomConfig:
             raise ValueError("no held-out seeds to evaluate on")
         if any(p in SEARCHED for p in self.policies) and (self.trials < 1 or not self.train_seeds):
             raise ValueError("a search needs trials >= 1 and at least one training seed")
-        if any(p in LEARNERS for p in self.policies) and not self.train_seeds:
+        if any(p in LEARNERS or p in WHOLE_RUN_LEARNERS for p in self.policies) and not self.train_seeds:
             raise ValueError("learners need training seeds (their learning curves are evaluated on some)")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}: use one of {SAMPLERS}")
+        for name, folder in self.trained.items():
+            if name not in self.policies or not (name in LEARNERS or name in WHOLE_RUN_LEARNERS):
+                raise ValueError(f"trained {name!r}: only a learner among the compared policies can be given trained "
+                                 f"({[p for p in self.policies if p in LEARNERS or p in WHOLE_RUN_LEARNERS]})")
+            if not (Path(folder) / "model.zip").is_file():
+                raise ValueError(f"trained {name}: no model.zip in {folder} (the folder scripts/train_policy.py wrote)")
 
 
 @dataclass
@@ -732,17 +756,22 @@ def run_headroom(config: HeadroomConfig, runner: Runner, *, out: Path | None = N
                                     sampler=config.sampler, seed=config.search_seed, batch=config.parallel_trials, bar=bar)
         timings[f"search_{kind}"] = searches[kind].seconds
     learners: dict[str, dict[str, Any]] = {}
-    names = [p for p in config.policies if p in LEARNERS]
+    names = [p for p in config.policies if (p in LEARNERS or p in WHOLE_RUN_LEARNERS) and p not in config.trained]
+    learners.update({name: {"agent": WHOLE_RUN_LEARNERS.get(name, name), "label": name, "model_dir": str(Path(folder).resolve()),
+                            "timesteps": None, "seconds": None, "trained_before": True}
+                     for name, folder in config.trained.items()})
     with tempfile.TemporaryDirectory(prefix="headroom-") as scratch:
         if names:
             root = Path(out) if out is not None else Path(scratch)
-            tasks = [TrainTask(name, config.env_id, config.train_env_kwargs, config.learner_seed, config.timesteps.get(name),
+            tasks = [TrainTask(WHOLE_RUN_LEARNERS.get(name, name),
+                               whole_run_id(config.env_id) if name in WHOLE_RUN_LEARNERS else config.env_id,
+                               config.train_env_kwargs, config.learner_seed, config.timesteps.get(name),
                                str((root / "agents" / name).resolve()), config.train_seeds[:5],
-                               dict(config.hyperparams.get(name, {})), progress and runner.backend == "local")
+                               dict(config.hyperparams.get(name, {})), progress and runner.backend == "local", label=name)
                      for name in names]
             t0 = time.perf_counter()
             with progress_bar(len(tasks), "train", progress) as bar:
-                learners = {r["agent"]: r for r in runner.map(train_learner, tasks, bar=bar)}
+                learners.update({r["label"]: r for r in runner.map(train_learner, tasks, bar=bar)})
             timings["train"] = time.perf_counter() - t0
         specs = [policy_spec(name, searches, learners) for name in config.policies]
         t0 = time.perf_counter()
@@ -782,7 +811,21 @@ def policy_spec(name: str, searches: dict[str, SearchResult], learners: dict[str
         return PolicySpec(name, spec.agent, spec.hyperparams)
     if name in LEARNERS:
         return PolicySpec(name, name, model_dir=learners[name]["model_dir"])
+    if name in WHOLE_RUN_LEARNERS:
+        return PolicySpec(name, WHOLE_RUN_LEARNERS[name], model_dir=learners[name]["model_dir"], whole_run=True)
     return PolicySpec(name, name)
+
+
+def whole_run_id(env_id: str) -> str:
+    """The one-decision-per-run id over ``env_id`` (``ValueError`` naming the ids that have one)."""
+    from envs import SCHEDULE_IDS
+
+    name = env_id.split(":")[-1]
+    for schedule_id, inner_id in SCHEDULE_IDS.items():
+        if inner_id == name:
+            return schedule_id
+    raise ValueError(f"{name} has no one-decision-per-run id, so ppo_schedule / sac_schedule cannot train on it; "
+                     f"ids that have one: {sorted(SCHEDULE_IDS.values())}")
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -815,9 +858,18 @@ def markdown_report(result: HeadroomResult) -> str:
         entries = list(result.knob_table["constant"])
         lines += [markdown_table(["knob", *columns], [[e, *(f"{result.knob_table[c][e]:.4g}" for c in columns)] for e in entries]), ""]
     if result.learners:
-        lines += ["Learners: " + ", ".join(f"{k} {v['timesteps']} steps ({v['seconds']:.0f} s)" for k, v in result.learners.items()), ""]
+        lines += ["Learners: " + ", ".join(learner_text(k, v) for k, v in result.learners.items()), ""]
     lines += [f"Note: {note}." for note in result.notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def learner_text(name: str, learner: dict[str, Any]) -> str:
+    """``ppo 11000 steps (1512 s)``, ``ppo_schedule on DistillGym/...-Schedule-v0 832 steps (...)`` or
+    ``ppo trained before in <folder>``."""
+    where = f" on {learner['env_id']}" if name in WHOLE_RUN_LEARNERS and learner.get("env_id") else ""
+    if learner.get("trained_before"):
+        return f"{name} trained before in {learner['model_dir']}"
+    return f"{name}{where} {learner['timesteps']} steps ({learner['seconds']:.0f} s)"
 
 
 def summary_table(summaries: Sequence[PolicySummary], metric: str = METRIC, objective: str = OBJECTIVE) -> str:

@@ -1,7 +1,8 @@
 """Headroom benchmark: how much better than the paper's constants can any policy do on an env?
 
 Searches the best static knob vector and the best progress schedule on training seeds (scored by the
-student's validation accuracy), trains PPO and SAC, then evaluates every policy on the same held-out
+student's validation accuracy), trains PPO and SAC (per round, and choosing a whole schedule per run on
+the env's ``-Schedule-`` id where it has one), then evaluates every policy on the same held-out
 seeds and compares each with `constant` seed by seed (bootstrap and t 95 % CIs of the paired difference
 in final test accuracy; Spearman of return against final test accuracy). Writes headroom.json (every
 trial and episode), headroom.md, headroom.png and episodes.jsonl (replayable traces) into --out, and
@@ -33,6 +34,17 @@ def default_out(env_id: str) -> Path:
     return Path("runs/bench/headroom") / env_id.split(":")[-1].split("/")[-1]
 
 
+def parse_trained(pairs: list[str]) -> dict[str, str]:
+    """``["ppo_schedule=runs/x"]`` -> ``{"ppo_schedule": "runs/x"}`` (``ValueError`` naming a malformed pair)."""
+    trained = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--trained takes NAME=DIR, got {pair!r}")
+        trained[name] = folder
+    return trained
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-id", default="DistillGym/SSDKD-Digits-v0")
@@ -57,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", default=METRIC, help="final-metrics key reported and compared (default %(default)s)")
     parser.add_argument("--ppo-timesteps", type=int, default=None, help="PPO's training steps (default: its YAML)")
     parser.add_argument("--sac-timesteps", type=int, default=None, help="SAC's training steps (default: its YAML)")
+    parser.add_argument("--ppo-schedule-timesteps", type=int, default=None,
+                        help="ppo_schedule's training steps, one run each (default: its YAML on the schedule id)")
+    parser.add_argument("--sac-schedule-timesteps", type=int, default=None,
+                        help="sac_schedule's training steps, one run each (default: its YAML on the schedule id)")
     parser.add_argument("--learner-seed", type=int, default=0)
+    parser.add_argument("--trained", nargs="*", default=[], metavar="NAME=DIR",
+                        help="evaluate a learner already trained into DIR (scripts/train_policy.py's --out) instead of training it")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     add_backend_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -76,8 +94,10 @@ def main(argv: list[str] | None = None) -> HeadroomResult:
             train_seeds=parse_seeds(args.train_seeds), eval_seeds=parse_seeds(args.eval_seeds), policies=tuple(args.agents),
             trials=args.trials, knobs=tuple(args.knobs) if args.knobs else None, sampler=args.sampler,
             search_seed=args.search_seed, parallel_trials=args.parallel_trials, objective=args.objective,
-            metric=args.metric, timesteps={"ppo": args.ppo_timesteps, "sac": args.sac_timesteps},
-            learner_seed=args.learner_seed, resamples=args.resamples)
+            metric=args.metric, timesteps={"ppo": args.ppo_timesteps, "sac": args.sac_timesteps,
+                                                      "ppo_schedule": args.ppo_schedule_timesteps,
+                                                      "sac_schedule": args.sac_schedule_timesteps},
+            learner_seed=args.learner_seed, trained=parse_trained(args.trained), resamples=args.resamples)
     except ValueError as err:
         parser.error(str(err))
     out = args.out or default_out(args.env_id)

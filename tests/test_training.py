@@ -194,3 +194,20 @@ def test_the_zoo_env_kwargs_configure_training_and_the_evaluation_drops_the_seed
     with pytest.raises(ValueError, match="env_kwargs must be a YAML mapping"):
         train_agent("ppo", DIGITS, out=tmp_path / "bad", timesteps=12, env_kwargs=TINY,
                     hyperparams={**PPO, "env_kwargs": "seed_pool=2"}, progress_bar=False, tensorboard=False, device="cpu")
+
+
+def test_a_checkpoint_holds_the_updates_before_it(tmp_path, digits_teacher):
+    """SB3 saves a checkpoint while it collects, so the one at 24 steps (two rollouts of 12 collected, one
+    trained on) holds the weights of the 12-step run, however often either run evaluated: PPO's rate and
+    clip range are constants and the evaluations draw nothing from the training's random streams."""
+    import torch
+
+    from agents.registry import load_agent
+
+    short = train_agent("ppo", DIGITS, out=tmp_path / "short", timesteps=12, env_kwargs=TINY, hyperparams=PPO,
+                        normalize=True, eval_seeds=(900,), eval_freq=4, checkpoint_freq=12, progress_bar=False,
+                        tensorboard=False, device="cpu")
+    _train(tmp_path / "long", 48)  # evaluates and checkpoints every 12 steps
+    ours = load_agent("ppo", tmp_path / "long" / "checkpoints" / "rl_model_24_steps.zip").policy.state_dict()
+    theirs = short.agent.policy.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

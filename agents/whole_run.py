@@ -1,0 +1,53 @@
+"""A policy trained on a one-decision-per-run env (:class:`envs.whole_run.WholeRunSchedule`) acting on the
+per-round env it wraps, so that it is evaluated beside every other policy on the same env and seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class WholeRunPolicy:
+    """Acts a schedule policy out round by round: at a run's first round (the observation's ``progress``
+    is 0) it asks ``schedule_policy`` for the schedule ``(start, end)`` from that observation, as the
+    whole-run env did, and then acts ``(1 − t)·start + t·end`` every round.
+
+    :param schedule_policy: anything with SB3's ``predict`` whose actions are a
+        :class:`~envs.whole_run.WholeRunSchedule`'s (a loaded PPO, with its VecNormalize statistics).
+    :param env: the per-round env (its ``progress`` entry and action size are read from it).
+    """
+
+    def __init__(self, schedule_policy: Any, env: Any) -> None:
+        from agents.baselines import _find_process_env
+
+        penv = _find_process_env(env)
+        if penv is None or "progress" not in penv.observation_names:
+            raise ValueError("WholeRunPolicy acts on a distill-gym ProcessEnv with a 'progress' entry in its observation")
+        self.schedule_policy = schedule_policy
+        self._progress_at = penv.observation_names.index("progress")
+        self._k = int(np.prod(penv.action_space.shape))
+        self.observation_space = penv.observation_space
+        self.action_space = penv.action_space
+        self._schedules: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """Actions for one observation or a batch (one schedule remembered per row)."""
+        obs = np.asarray(observation, dtype=np.float32)
+        batched = obs.ndim == len(self.observation_space.shape) + 1
+        rows = obs if batched else obs[None]
+        actions = []
+        for i, row in enumerate(rows):
+            t = float(np.clip(row[self._progress_at], 0.0, 1.0))
+            if t == 0.0 or i not in self._schedules:
+                schedule, _ = self.schedule_policy.predict(row, deterministic=deterministic)
+                schedule = np.clip(np.asarray(schedule, dtype=np.float32).reshape(-1), -1.0, 1.0)
+                if schedule.shape != (2 * self._k,):
+                    raise ValueError(f"the schedule policy gave {schedule.shape[0]} numbers; a schedule of this env's "
+                                     f"{self._k} action entries has {2 * self._k} (start and end)")
+                self._schedules[i] = (schedule[: self._k], schedule[self._k:])
+            start, end = self._schedules[i]
+            actions.append((1.0 - t) * start + t * end)
+        stacked = np.stack(actions).astype(np.float32)
+        return (stacked if batched else stacked[0]), state
