@@ -127,7 +127,7 @@ def test_demo_says_where_the_knobs_moved_within_the_run(digits_teacher):
     demo = runpy.run_path("scripts/demo.py")  # its functions, without running main
     env = gym.make("DistillGym/SSDKD-Digits-v0", rounds=3, device="cpu")
     rising = np.linspace(-1, 1, 6)[:, None] * np.ones((1, env.action_space.shape[0]), np.float32)  # one 6-round episode
-    result = SimpleNamespace(traces=[{"agent": "ppo", "actions": rising.tolist()}, {"agent": "constant", "actions": [[0.5] * 4]}])
+    result = SimpleNamespace(traces=[{"agent": demo["LEARNER"], "actions": rising.tolist()}, {"agent": "constant", "actions": [[0.5] * 4]}])
     text = demo["learned_knobs"](result, env)
     paper = demo["knob_values"](env, np.zeros(env.action_space.shape, np.float32))
     early, late = demo["knob_values"](env, rising[:2].mean(axis=0)), demo["knob_values"](env, rising[-2:].mean(axis=0))
