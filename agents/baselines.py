@@ -156,8 +156,9 @@ class ProgressSchedulePolicy(BaselinePolicy):
         return {"start": self.start.tolist(), "end": self.end.tolist()}
 
     def _act(self, observation: np.ndarray) -> np.ndarray:
-        t = float(np.clip(observation[self._progress_at], 0.0, 1.0))
-        return ((1.0 - t) * self.start + t * self.end).astype(np.float32)
+        from envs.whole_run import scheduled_action
+
+        return scheduled_action(self.start, self.end, observation[self._progress_at])
 
 
 class SchedulePolicy(ProgressSchedulePolicy):

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.whole_run import scheduled_action
+
 
 class WholeRunPolicy:
     """Acts a schedule policy out round by round: at a run's first round (the observation's ``progress``
@@ -39,15 +41,13 @@ class WholeRunPolicy:
         rows = obs if batched else obs[None]
         actions = []
         for i, row in enumerate(rows):
-            t = float(np.clip(row[self._progress_at], 0.0, 1.0))
-            if t == 0.0 or i not in self._schedules:
+            if row[self._progress_at] <= 0.0 or i not in self._schedules:
                 schedule, _ = self.schedule_policy.predict(row, deterministic=deterministic)
                 schedule = np.clip(np.asarray(schedule, dtype=np.float32).reshape(-1), -1.0, 1.0)
                 if schedule.shape != (2 * self._k,):
                     raise ValueError(f"the schedule policy gave {schedule.shape[0]} numbers; a schedule of this env's "
                                      f"{self._k} action entries has {2 * self._k} (start and end)")
                 self._schedules[i] = (schedule[: self._k], schedule[self._k:])
-            start, end = self._schedules[i]
-            actions.append((1.0 - t) * start + t * end)
+            actions.append(scheduled_action(*self._schedules[i], row[self._progress_at]))
         stacked = np.stack(actions).astype(np.float32)
         return (stacked if batched else stacked[0]), state

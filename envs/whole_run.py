@@ -20,6 +20,13 @@ from gymnasium import spaces
 from envs.process_env import ProcessEnv
 
 
+def scheduled_action(start: np.ndarray, end: np.ndarray, progress: float) -> np.ndarray:
+    """A schedule's action at a point of the run: ``(1 − t)·start + t·end``, ``t`` the run's progress
+    clipped to ``[0, 1]`` (linear in action space, so geometric in a log-scale knob's value)."""
+    t = float(np.clip(progress, 0.0, 1.0))
+    return ((1.0 - t) * start + t * end).astype(np.float32)
+
+
 class WholeRunSchedule(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A per-round distill-gym env as a one-step env whose action is a schedule of its knobs.
 
@@ -91,8 +98,8 @@ class WholeRunSchedule(gym.Wrapper, gym.utils.RecordConstructorArgs):
         start, end = self.split(action)
         observation, total, rewards, info = self._observation, 0.0, [], {}
         while True:
-            t = float(np.clip(observation[self._progress_at], 0.0, 1.0))
-            observation, reward, terminated, truncated, info = self.env.step(((1.0 - t) * start + t * end).astype(np.float32))
+            action = scheduled_action(start, end, observation[self._progress_at])
+            observation, reward, terminated, truncated, info = self.env.step(action)
             rewards.append(float(reward))
             total += float(reward)
             if terminated or truncated:

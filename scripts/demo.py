@@ -68,7 +68,7 @@ def learned_knobs(result, env) -> str:
 
 def main(argv: list[str] | None = None) -> list:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--timesteps", type=int, default=128, help="PPO training steps: runs, 32 per update (default 4 updates)")
+    parser.add_argument("--timesteps", type=int, default=128, help="PPO training steps: runs, 16 per update (its YAML block; default 8 updates)")
     parser.add_argument("--train-seeds", nargs="+", default=["1000-1004"], help="seeds of PPO's learning curve")
     parser.add_argument("--eval-seeds", nargs="+", default=["2000-2009"], help="held-out seeds (never trained on)")
     parser.add_argument("--out", default="runs/demo")
