@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.whole_run import scheduled_action
+from envs.whole_run import scheduled_action, split_schedule
 
 
 class WholeRunPolicy:
@@ -43,11 +43,7 @@ class WholeRunPolicy:
         for i, row in enumerate(rows):
             if row[self._progress_at] <= 0.0 or i not in self._schedules:
                 schedule, _ = self.schedule_policy.predict(row, deterministic=deterministic)
-                schedule = np.clip(np.asarray(schedule, dtype=np.float32).reshape(-1), -1.0, 1.0)
-                if schedule.shape != (2 * self._k,):
-                    raise ValueError(f"the schedule policy gave {schedule.shape[0]} numbers; a schedule of this env's "
-                                     f"{self._k} action entries has {2 * self._k} (start and end)")
-                self._schedules[i] = (schedule[: self._k], schedule[self._k:])
+                self._schedules[i] = split_schedule(schedule, self._k)
             actions.append(scheduled_action(*self._schedules[i], row[self._progress_at]))
         stacked = np.stack(actions).astype(np.float32)
         return (stacked if batched else stacked[0]), state

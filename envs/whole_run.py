@@ -27,6 +27,18 @@ def scheduled_action(start: np.ndarray, end: np.ndarray, progress: float) -> np.
     return ((1.0 - t) * start + t * end).astype(np.float32)
 
 
+def split_schedule(action: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(start, end)`` actions of a schedule action of ``2k`` numbers, clipped to ``[-1, 1]``
+    (``ValueError`` on a wrong size or a non-finite entry)."""
+    vector = np.asarray(action, dtype=np.float32).reshape(-1)
+    if vector.shape != (2 * k,):
+        raise ValueError(f"a schedule action has 2 × {k} numbers (start and end of {k} knobs), got {vector.size}")
+    if not np.isfinite(vector).all():
+        raise ValueError(f"the schedule action must be finite, got {vector.tolist()}")
+    vector = np.clip(vector, -1.0, 1.0)
+    return vector[:k], vector[k:]
+
+
 class WholeRunSchedule(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A per-round distill-gym env as a one-step env whose action is a schedule of its knobs.
 
@@ -80,14 +92,10 @@ class WholeRunSchedule(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def split(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
         """The ``(start, end)`` inner actions of a schedule action (``ValueError`` on a wrong shape or NaN)."""
-        vector = np.asarray(action, dtype=np.float32)
-        if vector.shape != self.action_space.shape:
+        if np.shape(action) != self.action_space.shape:
             raise ValueError(f"a schedule action has shape {self.action_space.shape} (start and end of "
-                             f"{self._k} knobs: {', '.join(self.action_names)}), got {vector.shape}")
-        if not np.isfinite(vector).all():
-            raise ValueError(f"the schedule action must be finite, got {vector.tolist()}")
-        vector = np.clip(vector, -1.0, 1.0)
-        return vector[: self._k], vector[self._k:]
+                             f"{self._k} knobs: {', '.join(self.action_names)}), got {np.shape(action)}")
+        return split_schedule(action, self._k)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         observation, info = self.env.reset(seed=seed, options=options)
@@ -96,16 +104,15 @@ class WholeRunSchedule(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         start, end = self.split(action)
-        observation, total, rewards, info = self._observation, 0.0, [], {}
+        observation, rewards, info = self._observation, [], {}
         while True:
             action = scheduled_action(start, end, observation[self._progress_at])
             observation, reward, terminated, truncated, info = self.env.step(action)
             rewards.append(float(reward))
-            total += float(reward)
             if terminated or truncated:
                 break
         self._observation = observation
-        return observation, total, True, False, {**info, "rounds": len(rewards), "round_rewards": rewards}
+        return observation, sum(rewards), True, False, {**info, "rounds": len(rewards), "round_rewards": rewards}
 
 
 def make_whole_run_env(inner_id: str, **kwargs: Any) -> WholeRunSchedule:
