@@ -136,18 +136,25 @@ class BatchNormStatsLoss:
         return total
 
 
+#: ``conv``: convolutional for images, an MLP otherwise (the published setting); ``mlp``: an MLP always
+GENERATOR_KINDS = ("conv", "mlp")
+
+
 class Generator(nn.Module):
     """A small generator: latent ``z`` → an input in the data set's normalised space.
 
-    For images ``(C, H, W)`` it is the DCGAN-like generator of DAFL / Fast-DFKD (linear → two
-    upsample-conv-BN blocks → conv); for any other shape, a two-layer MLP. Images end in a sigmoid and
+    ``kind="conv"``: for images ``(C, H, W)`` the DCGAN-like generator of DAFL / Fast-DFKD (linear → two
+    upsample-conv-BN blocks → conv); for any other shape, a two-layer MLP. ``kind="mlp"``: the two-layer
+    MLP for every shape (for small images the convolutions cost more than they give, and an MLP
+    generator can be stacked across runs as one batched matrix product). Images end in a sigmoid and
     are then normalised with the data set's mean and std, so every sample is a valid picture.
 
     :param output_shape: the data set's input shape.
     :param mean: per-channel normalisation mean.
     :param std: per-channel normalisation std.
     :param latent_dim: size of ``z``.
-    :param width: base number of channels (images) or hidden units (MLP).
+    :param width: base number of channels (images) or hidden units (MLP: ``4 × width``).
+    :param kind: ``conv`` or ``mlp`` (see above; :data:`GENERATOR_KINDS`).
     """
 
     def __init__(
@@ -157,11 +164,17 @@ class Generator(nn.Module):
         std: tuple[float, ...],
         latent_dim: int = 64,
         width: int = 64,
+        kind: str = "conv",
     ) -> None:
         super().__init__()
+        if kind not in GENERATOR_KINDS:
+            raise ValueError(f"unknown generator kind {kind!r}: use one of {GENERATOR_KINDS}")
         self.output_shape = tuple(output_shape)
         self.latent_dim = latent_dim
-        self.is_image = len(output_shape) == 3 and output_shape[1] % 4 == 0 and output_shape[2] % 4 == 0
+        self.kind = kind
+        #: the output is a picture (sigmoid, then the data set's normalisation)
+        self.is_picture = len(output_shape) == 3
+        self.is_image = kind == "conv" and self.is_picture and output_shape[1] % 4 == 0 and output_shape[2] % 4 == 0
         channels = output_shape[0]
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, *[1] * (len(output_shape) - 1)))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, *[1] * (len(output_shape) - 1)))
@@ -194,6 +207,8 @@ class Generator(nn.Module):
         h = self.body(self.project(z).view(len(z), *self.init_shape))
         if self.is_image:
             return (torch.sigmoid(h) - self.mean) / self.std
+        if self.kind == "mlp" and self.is_picture:
+            return (torch.sigmoid(h.view(len(z), *self.output_shape)) - self.mean) / self.std
         return h.view(len(z), *self.output_shape)
 
 

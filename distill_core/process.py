@@ -388,6 +388,12 @@ class StepwiseProcess(ABC):
     def _builder(self) -> StatsBuilder:
         builder = StatsBuilder()
         self._observe(builder)
-        builder.add("progress", self.steps_taken / self.budget)
-        builder.add("last_gain", math.tanh(self._last_gain), -1.0, 1.0)
+        add_progress(builder, self.steps_taken, self.budget, self._last_gain)
         return builder
+
+
+def add_progress(builder: StatsBuilder, steps_taken: int, budget: int, last_gain: float) -> None:
+    """The entries every process's observation ends with: the share of the budget spent and ``tanh`` of
+    the last step's gain."""
+    builder.add("progress", steps_taken / budget)
+    builder.add("last_gain", math.tanh(last_gain), -1.0, 1.0)

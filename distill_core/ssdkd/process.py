@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,12 @@ from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram
 from distill_core.ssdkd.config import SSDKDConfig
 from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
+
+#: the seed every shared probe is inverted from (the probe then depends on the teacher and settings only)
+SHARED_PROBE_SEED = 0
+#: shared probes by teacher network (weakly: they go with the teacher), then by probe settings
+SHARED_PROBES: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[torch.Tensor, torch.Tensor]]] = weakref.WeakKeyDictionary()
+
 
 @dataclass(frozen=True)
 class SSDKDKnobs:
@@ -70,6 +77,38 @@ class SSDKDKnobs:
 
 #: the knobs every SSD-KD env exposes; the configuration may add ``class_weights`` and ``replace_fraction``
 BASE_KNOBS = ("alpha", "beta", "gamma", "diversity")
+
+
+@torch.no_grad()
+def probe_statistics(student_logits: torch.Tensor, teacher_logits: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """Student–teacher agreement and KL(T ‖ S) on the probe, overall and per teacher-predicted class
+    (a class the probe lacks gets agreement 1 and KL 0: nothing to fix there)."""
+    agree = (student_logits.argmax(1) == teacher_logits.argmax(1)).double()
+    kl = kd_loss(student_logits, teacher_logits, 1.0, reduction="none").double()
+    classes = teacher_logits.argmax(1)
+    return {"agreement": float(agree.mean()), "kl": float(kl.mean()),
+            "class_agreement": class_means(agree, classes, num_classes, empty=1.0),
+            "class_kl": class_means(kl, classes, num_classes)}
+
+
+def observe_run(builder: StatsBuilder, buffer: ReplayBuffer | None, probe: dict[str, Any], num_classes: int) -> None:
+    """An SSD-KD run's observation: replay-buffer statistics, student–teacher agreement and KL on the
+    probe (zeros before a run), overall and per class."""
+    names = BufferStats.names(num_classes)
+    vector = buffer.stats().as_vector() if buffer is not None else np.zeros(len(names))
+    for name, value in zip(names, vector):
+        builder.add(f"buffer/{name}", value)
+    builder.add("probe/agreement", probe["agreement"])
+    builder.add("probe/kl", probe["kl"] / (1.0 + probe["kl"]))  # squashed to [0, 1)
+    builder.extend("probe/agreement", probe["class_agreement"])  # per teacher-predicted class
+    class_kl = probe["class_kl"]
+    builder.extend("probe/kl", class_kl / (1.0 + class_kl))
+
+
+def no_probe(num_classes: int) -> dict[str, Any]:
+    """The probe statistics before any run: all zero."""
+    zeros = np.zeros(num_classes)
+    return {"agreement": 0.0, "kl": 0.0, "class_agreement": zeros, "class_kl": zeros}
 
 
 @dataclass
@@ -110,7 +149,7 @@ class SSDKDProcess(StepwiseProcess):
         self.num_classes = self.data.num_classes
         self.totals = RunTotals()
         self.buffer: ReplayBuffer | None = None
-        self._probe = self._no_probe()
+        self._probe = no_probe(self.num_classes)
 
     @property
     def round(self) -> int:
@@ -176,35 +215,13 @@ class SSDKDProcess(StepwiseProcess):
             return evaluate(self.student, self.data.x_val.to(self.device), self.data.y_val)["accuracy"]
         return -self._probe["kl"]
 
-    def _no_probe(self) -> dict[str, Any]:
-        """The probe statistics before any run: all zero."""
-        zeros = np.zeros(self.num_classes)
-        return {"agreement": 0.0, "kl": 0.0, "class_agreement": zeros, "class_kl": zeros}
-
     @torch.no_grad()
     def _evaluate_probe(self) -> dict[str, Any]:
-        """Student–teacher agreement and KL(T ‖ S) on the probe, overall and per teacher-predicted class
-        (a class the probe lacks gets agreement 1 and KL 0: nothing to fix there)."""
         s_logits = predict_logits(self.student, self._probe_x)  # eval mode, restored
-        t_logits = self._probe_logits
-        agree = (s_logits.argmax(1) == t_logits.argmax(1)).double()
-        kl = kd_loss(s_logits, t_logits, 1.0, reduction="none").double()
-        classes = t_logits.argmax(1)
-        return {"agreement": float(agree.mean()), "kl": float(kl.mean()),
-                "class_agreement": class_means(agree, classes, self.num_classes, empty=1.0),
-                "class_kl": class_means(kl, classes, self.num_classes)}
+        return probe_statistics(s_logits, self._probe_logits, self.num_classes)
 
     def _observe(self, builder: StatsBuilder) -> None:
-        """Replay-buffer statistics, student–teacher agreement and KL on the probe (zeros before a run)."""
-        names = BufferStats.names(self.num_classes)
-        vector = self.buffer.stats().as_vector() if self.buffer is not None else np.zeros(len(names))
-        for name, value in zip(names, vector):
-            builder.add(f"buffer/{name}", value)
-        builder.add("probe/agreement", self._probe["agreement"])
-        builder.add("probe/kl", self._probe["kl"] / (1.0 + self._probe["kl"]))  # squashed to [0, 1)
-        builder.extend("probe/agreement", self._probe["class_agreement"])  # per teacher-predicted class
-        class_kl = self._probe["class_kl"]
-        builder.extend("probe/kl", class_kl / (1.0 + class_kl))
+        observe_run(builder, self.buffer, self._probe, self.num_classes)
 
     def final_metrics(self) -> dict[str, float]:
         """The student on the real test split (accuracy, agreement, KL) and its validation accuracy (what
@@ -231,7 +248,8 @@ class SSDKDProcess(StepwiseProcess):
         cfg = self.config
         self._generator_resets += 1
         with seeded(derive_seed(self._seed, "generator", self._generator_resets)):
-            self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width).to(self.device)
+            self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width,
+                                       cfg.generator).to(self.device)
         self._g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
 
     def _meta_update(self, fast: Generator) -> None:
@@ -278,15 +296,19 @@ class SSDKDProcess(StepwiseProcess):
         return x, predict_logits(self.teacher.model, x), False, {"inversion_loss": loss}
 
     def _optimise_batch(self, render: Any, latent: torch.Tensor, optimizers: list[torch.optim.Optimizer],
-                        targets: torch.Tensor, steps: int, *, knobs: SSDKDKnobs | None) -> tuple[torch.Tensor, float, bool]:
+                        targets: torch.Tensor, steps: int, *, knobs: SSDKDKnobs | None,
+                        gen: torch.Generator | None = None) -> tuple[torch.Tensor, float, bool]:
         """Minimise the inversion loss over ``latent`` (and whatever ``optimizers`` hold) for ``targets``.
 
-        With ``knobs`` None (the probe) there is no modulation and no adversarial term.
+        With ``knobs`` None (the probe) there is no modulation and no adversarial term, and neither the
+        buffer nor the student is read (a shared probe is made before any run).
+        :param gen: the random stream of the jitter (default: the run's).
         :return: the rendered samples (detached), the last loss, and whether everything stayed finite.
         """
         cfg = self.config
         teacher = self.teacher.model
-        share = smoothed_histogram(self.buffer.class_counts())
+        gen = gen if gen is not None else self._torch_gen
+        share = smoothed_histogram(self.buffer.class_counts()) if knobs is not None else None
         adversarial = knobs is not None and cfg.lambda_adv > 0 and self.round >= cfg.adv_warmup
         blending = knobs is not None and cfg.bn_momentum > 0  # the probe is made apart from the buffer's batches
         jitter = cfg.inv_max_shift > 0 or cfg.inv_hflip
@@ -294,13 +316,14 @@ class SSDKDProcess(StepwiseProcess):
         if contrasting:
             optimizers = [*optimizers, self._contrast_optimizer]
         with_features = cfg.lambda_act > 0 or contrasting
-        self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
+        if knobs is not None:
+            self.student.eval()  # the student is only a critic here: keep its BatchNorm statistics out of it
         loss_value, finite = float("nan"), True
         with BatchNormStatsLoss(teacher, first_weight=cfg.bn_first_weight, momentum=cfg.bn_momentum if blending else 0.0,
                                 blend=self._bn_blend if blending else None) as bn_loss:
             for _ in range(steps):
                 x = render(latent)
-                seen = augment_batch(x, self._torch_gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
+                seen = augment_batch(x, gen, max_shift=cfg.inv_max_shift, hflip=cfg.inv_hflip) if jitter else x
                 if with_features:  # DAFL's and CMI's terms read the features the classifier reads
                     features = teacher.embed(seen)
                     t_logits = teacher.classifier(features)
@@ -337,22 +360,45 @@ class SSDKDProcess(StepwiseProcess):
                 bn_loss.advance()  # the round's last batch joins the blend
             if contrasting and finite:
                 self._contrast.remember()  # the round's final samples become the next rounds' negatives
-        self.student.train()
+        if knobs is not None:
+            self.student.train()
         with torch.no_grad():
             x = render(latent).detach()
         return x, loss_value, finite and bool(torch.isfinite(x).all())
 
+    def shared_probe(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe of ``shared_probe=True`` runs: inverted once per teacher and probe settings from a
+        fixed seed, then kept (in memory, beside the teacher) for every run of every process that shares
+        the teacher. Returns the samples and their teacher logits."""
+        cfg = self.config
+        key = (cfg.probe_size, cfg.probe_steps, cfg.latent_dim, cfg.gen_width, cfg.generator, cfg.g_lr, cfg.z_lr,
+               cfg.lambda_bn, cfg.bn_first_weight, cfg.lambda_oh, cfg.lambda_act, cfg.lambda_ie, cfg.lambda_tv,
+               cfg.inv_max_shift, cfg.inv_hflip, str(self.device))
+        probes = SHARED_PROBES.setdefault(self.teacher.model, {})
+        if key not in probes:
+            probes[key] = self._invert_probe(SHARED_PROBE_SEED, torch_generator(derive_seed(SHARED_PROBE_SEED, "torch"), self.device))
+        return probes[key]
+
     def _make_probe(self, seed: int) -> None:
-        """A held-out synthetic probe set, class-balanced, inverted by its own generator (data-free)."""
+        """A held-out synthetic probe set, class-balanced, inverted by its own generator (data-free):
+        the run's own, or the teacher's shared one."""
+        if self.config.shared_probe:
+            self._probe_x, self._probe_logits = self.shared_probe()
+        else:
+            self._probe_x, self._probe_logits = self._invert_probe(seed, self._torch_gen)
+
+    def _invert_probe(self, seed: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         with seeded(derive_seed(seed, "probe-generator")):
-            generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width).to(self.device)
+            generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width,
+                                       cfg.generator).to(self.device)
         targets = torch.arange(cfg.probe_size, device=self.device) % self.num_classes
-        z = torch.randn(cfg.probe_size, cfg.latent_dim, generator=self._torch_gen, device=self.device).requires_grad_()
+        z = torch.randn(cfg.probe_size, cfg.latent_dim, generator=gen, device=self.device).requires_grad_()
         optimizers = [torch.optim.Adam([z], lr=cfg.z_lr, betas=(0.5, 0.999)),
                       torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))]
-        self._probe_x, _, _ = self._optimise_batch(generator, z, optimizers, targets, cfg.probe_steps, knobs=None)
-        self._probe_logits = predict_logits(self.teacher.model, self._probe_x)
+        with torch.enable_grad():
+            x, _, _ = self._optimise_batch(generator, z, optimizers, targets, cfg.probe_steps, knobs=None, gen=gen)
+        return x, predict_logits(self.teacher.model, x)
 
     # ------------------------------------------------------------------ distillation
     def _distill(self, knobs: SSDKDKnobs) -> tuple[dict[str, float], bool]:

@@ -80,6 +80,9 @@ FAMILIES: dict[str, Family] = {
     # device meets, and where the measured best knobs differ most from the paper's (see the README)
     "digits_small_buffer": Family("digits", buffer_shares=(0.01, 0.015, 0.02)),
     "mnist1d_small_buffer": Family("mnist1d", buffer_shares=(0.01, 0.015, 0.02)),
+    # the same instances on the fast tier's presets (the -v1 ids)
+    "digits_small_buffer_fast": Family("digits_fast", buffer_shares=(0.01, 0.015, 0.02)),
+    "mnist1d_small_buffer_fast": Family("mnist1d_fast", buffer_shares=(0.01, 0.015, 0.02)),
 }
 
 
@@ -180,7 +183,7 @@ class ScenarioProcess(StepwiseProcess):
         return self.inner.exposed_knobs()
 
     def _start(self, seed: int) -> None:
-        self.index = int(np.random.default_rng(derive_seed(seed, "scenario")).integers(len(self.instances)))
+        self.index = self.instance_index(seed)
         self.inner = self._process(self.index)
         self.inner.reset(seed)
 
@@ -193,9 +196,21 @@ class ScenarioProcess(StepwiseProcess):
 
     def _observe(self, builder: StatsBuilder) -> None:
         self.inner._observe(builder)
-        cfg = self.inner.config
-        builder.add("scenario/buffer_share", cfg.buffer_capacity / len(self._data.x_train))
-        builder.add("scenario/rounds", cfg.rounds / MAX_ROUNDS)
+        self.observe_instance(builder, self.inner.config)
+
+    def observe_instance(self, builder: StatsBuilder, config: SSDKDConfig) -> None:
+        """What a practitioner knows of the run before it starts: its buffer's share of the training set
+        and its round budget (both in ``[0, 1]``)."""
+        builder.add("scenario/buffer_share", config.buffer_capacity / len(self._data.x_train))
+        builder.add("scenario/rounds", config.rounds / MAX_ROUNDS)
+
+    def instance_index(self, seed: int) -> int:
+        """The instance a run of ``seed`` draws."""
+        return int(np.random.default_rng(derive_seed(seed, "scenario")).integers(len(self.instances)))
+
+    def instance_process(self, index: int) -> SSDKDProcess:
+        """The (kept) SSD-KD process of instance ``index``: its configuration, teacher and data."""
+        return self._process(index)
 
     def stats(self, extras: dict[str, Any] | None = None, *, scored: bool = True) -> Stats:
         """The inner run's statistics with its phase timings (synthesis, kd) beside the lifecycle's."""
