@@ -12,6 +12,7 @@ overridden in ``make()``.
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from gymnasium.envs.registration import register, registry
@@ -25,7 +26,10 @@ from envs.condense_dm import CondenseDMEnv
 from envs.process_env import ProcessEnv
 from envs.ssdkd import SSDKDEnv
 from envs.ssdkd_scenarios import SSDKDScenarioEnv
+from envs.ssdkd_fast import SSDKDFastEnv, SSDKDFastScenarioEnv
+from envs.ssdkd_vector import SSDKDVectorEnv
 from envs.whole_run import WholeRunSchedule, make_whole_run_env
+from envs.whole_run_vector import WholeRunVectorEnv
 
 def _entry_point(env_cls: type) -> str:
     return f"{env_cls.__module__}:{env_cls.__name__}"
@@ -64,24 +68,57 @@ CONDENSE_IDS: dict[str, Any] = {
 #: Every id and its preset.
 REGISTERED: dict[str, Any] = {**SSDKD_IDS, **SCENARIO_IDS, **CONDENSE_IDS}
 
-#: The env class of every id: the one whose ``config_cls`` is its preset's type.
+#: The fast tier (-v1): the learning ids' runs with networks sized to the data, on the lockstep engine, each
+#: with a native vector env (``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``).
+FAST_IDS: dict[str, Any] = {
+    "DistillGym/SSDKD-Digits-v1": preset("digits_fast"),
+    "DistillGym/SSDKD-MNIST1D-v1": preset("mnist1d_fast"),
+    "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1": ScenarioConfig(family="digits_small_buffer_fast", class_knobs=False,
+                                                                     priority_knobs=False),
+    "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1": ScenarioConfig(family="mnist1d_small_buffer_fast", class_knobs=False,
+                                                                      priority_knobs=False),
+}
+
+#: Every id and its preset.
+REGISTERED.update(FAST_IDS)
+
+#: The env class of every id: the one whose ``config_cls`` is its preset's type (the fast tier's own).
 _ENV_OF_CONFIG = {env_cls.config_cls: env_cls for env_cls in (SSDKDEnv, SSDKDScenarioEnv, CondenseDMEnv, CondenseDCEnv,
                                                               CondenseDDEnv)}
-ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(_ENV_OF_CONFIG[type(config)]) for env_id, config in REGISTERED.items()}
+_FAST_ENV_OF_CONFIG = {env_cls.config_cls: env_cls for env_cls in (SSDKDFastEnv, SSDKDFastScenarioEnv)}
+
+
+def _env_class(env_id: str) -> type:
+    table = _FAST_ENV_OF_CONFIG if env_id in FAST_IDS else _ENV_OF_CONFIG
+    return table[type(REGISTERED[env_id])]
+
+
+ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(_env_class(env_id)) for env_id in REGISTERED}
 
 for _env_id, _config in REGISTERED.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], kwargs=asdict(_config))
+        vector = partial(SSDKDVectorEnv, env_cls=_env_class(_env_id)) if _env_id in FAST_IDS else None
+        register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], vector_entry_point=vector, kwargs=asdict(_config))
 
 #: One decision per run (:mod:`envs.whole_run`): the same runs as the per-round id beside each, the
 #: action a whole schedule of its knobs chosen at the start.
 SCHEDULE_IDS: dict[str, str] = {
     "DistillGym/SSDKD-Digits-SmallBuffer-Schedule-v0": "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v0",
     "DistillGym/SSDKD-MNIST1D-SmallBuffer-Schedule-v0": "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v0",
+    "DistillGym/SSDKD-Digits-SmallBuffer-Schedule-v1": "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1",
+    "DistillGym/SSDKD-MNIST1D-SmallBuffer-Schedule-v1": "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1",
 }
 for _env_id, _inner_id in SCHEDULE_IDS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point(make_whole_run_env), kwargs={"inner_id": _inner_id})
+        register(id=_env_id, entry_point=_entry_point(make_whole_run_env), kwargs={"inner_id": _inner_id},
+                 vector_entry_point=_entry_point(WholeRunVectorEnv) if _inner_id in FAST_IDS else None)
+
+
+def has_vector_env(env_id: str) -> bool:
+    """Whether ``env_id`` has a native (lockstep) vector env: ``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``."""
+    from gymnasium import spec
+
+    return spec(env_id.split(":")[-1]).vector_entry_point is not None
 
 
 def registered_config(env_id: str) -> Any:
@@ -96,5 +133,6 @@ def registered_config(env_id: str) -> Any:
     return REGISTERED[name]
 
 
-__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "REGISTERED", "SCENARIO_IDS", "SCHEDULE_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
+__all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "FAST_IDS", "REGISTERED", "SSDKDFastEnv", "SSDKDFastScenarioEnv", "SSDKDVectorEnv",
+           "WholeRunVectorEnv", "has_vector_env", "SCENARIO_IDS", "SCHEDULE_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
            "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "WholeRunSchedule", "registered_config"]

@@ -24,6 +24,30 @@ from envs.workers import check_worker
 REWARD_NORMALIZATIONS = (None, "constant", "paired")
 
 
+def round_reward(gain: float, diverged: bool, normalization: str | None, reference: tuple[float, ...] | None, index: int,
+                 divergence_penalty: float) -> tuple[float, bool]:
+    """A round's reward and whether the run diverged, from its score gain.
+
+    :param gain: the round's score gain.
+    :param diverged: the round diverged (the reward is then ``divergence_penalty``).
+    :param normalization: ``None``, ``"constant"`` (divide by the paper-default run's |total gain|, floored
+        away from zero) or ``"paired"`` (subtract its gain in the same round; 0 past its end).
+    :param reference: the paper-default run's per-round gains on the same run seed (normalised rewards).
+    :param index: the round's index in the run.
+    :param divergence_penalty: the reward of a diverged round; a non-finite reward counts as one.
+    """
+    if diverged:
+        return float(divergence_penalty), True
+    reward = float(gain)
+    if normalization == "constant":
+        reward /= max(abs(sum(reference)), 1e-8)
+    elif normalization == "paired":
+        reward -= reference[index] if index < len(reference) else 0.0
+    if not math.isfinite(reward):
+        return float(divergence_penalty), True
+    return reward, False
+
+
 class Timings(Mapping[str, float]):
     """Wall-clock measurements in ``info["timings"]`` (seconds by name), read like a dict.
 
@@ -177,17 +201,9 @@ class ProcessEnv(gym.Env):
         stats = self.process.step(knobs)
         self._last_stats = stats
         self._round += 1
-        diverged = stats.diverged
-        if diverged:
-            reward = self.divergence_penalty
-        else:
-            reward = float(stats.gain)
-            if self.reward_normalization == "constant":
-                reward /= self._constant_policy_gain()
-            elif self.reward_normalization == "paired":
-                reward -= self._constant_policy_round_gain(self._round - 1)
-            if not math.isfinite(reward):
-                reward, diverged = self.divergence_penalty, True
+        reference = self._reference_run() if self.reward_normalization is not None and not stats.diverged else None
+        reward, diverged = round_reward(stats.gain, stats.diverged, self.reward_normalization, reference, self._round - 1,
+                                        self.divergence_penalty)
         terminated = diverged
         truncated = bool(self.process.done) and not terminated
         info = self._info(stats, knobs=knobs, diverged=diverged)
@@ -234,11 +250,3 @@ class ProcessEnv(gym.Env):
                 self._reference_gains.popitem(last=False)
         return self._reference_gains[seed]
 
-    def _constant_policy_gain(self) -> float:
-        """|Total gain| of the paper-default run on the current seed (floored away from zero)."""
-        return max(abs(sum(self._reference_run())), 1e-8)
-
-    def _constant_policy_round_gain(self, index: int) -> float:
-        """The paper-default run's gain in round ``index`` of the current seed (0 past its end)."""
-        gains = self._reference_run()
-        return gains[index] if index < len(gains) else 0.0
