@@ -80,6 +80,11 @@ def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_d
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
+    from envs import has_vector_env
+
+    if has_vector_env(env_id):  # the fast tier: n_envs runs stepped together in this process (lockstep)
+        venv = make_native_vec_env(env_id, env_kwargs, seed, n_envs, monitor_dir)
+        return normalize_vec_env(venv, gamma=gamma) if normalize else venv
     importable = env_id if ":" in env_id else f"envs:{env_id}"  # subprocess workers import envs first
     vec_env_kwargs: dict[str, Any] = {}
     make: Any = importable
@@ -103,12 +108,34 @@ def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_d
     return normalize_vec_env(venv, gamma=gamma) if normalize else venv
 
 
+def make_native_vec_env(env_id: str, env_kwargs: dict[str, Any], seed: int, n_envs: int, monitor_dir: Path | None) -> Any:
+    """An id's native vector env (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``) as
+    an SB3 ``VecEnv``, seeded (env ``i`` with ``seed + i``) and monitored (one ``monitor.csv``)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from agents.vector import GymVectorToSB3
+
+    venv = GymVectorToSB3(gym.make_vec(env_id.split(":")[-1], num_envs=n_envs, vectorization_mode="vector_entry_point",
+                                       **env_kwargs))
+    venv.seed(seed)
+    if monitor_dir is not None:
+        Path(monitor_dir).mkdir(parents=True, exist_ok=True)
+    return VecMonitor(venv, filename=str(Path(monitor_dir) / "monitor.csv") if monitor_dir is not None else None)
+
+
 def make_eval_env(env_id: str, env_kwargs: dict[str, Any], seeds: tuple[int, ...], train_env: Any) -> Any:
     """An evaluation VecEnv that cycles through fixed held-out ``seeds`` (sharing normalisation stats)."""
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+
+    from agents.vector import GymVectorToSB3
 
     venv = DummyVecEnv([lambda: Monitor(SeedCycle(gym.make(env_id, **env_kwargs), seeds))])
+    if isinstance(train_env.unwrapped if isinstance(train_env, VecNormalize) else train_env, GymVectorToSB3):
+        # the same wrappers as a native training env's (VecMonitor), so SB3 can sync their VecNormalize statistics
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "already wrapped with a Monitor": the evaluation reads that one
+            venv = VecMonitor(venv)
     if isinstance(train_env, VecNormalize):
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False, training=False)
         venv.obs_rms = train_env.obs_rms
@@ -319,7 +346,9 @@ def train_agent(
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs} (hyperparameters of {agent_name} on {env_id})")
     vec_env_cls = None
-    if n_envs > 1:
+    from envs import has_vector_env
+
+    if n_envs > 1 and not has_vector_env(env_id):
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         vec_env_cls = SubprocVecEnv
