@@ -30,6 +30,7 @@ from envs.ssdkd_fast import SSDKDFastEnv, SSDKDFastScenarioEnv
 from envs.ssdkd_vector import SSDKDVectorEnv
 from envs.whole_run import WholeRunSchedule, make_whole_run_env
 from envs.whole_run_vector import WholeRunVectorEnv
+from envs.worker_vector import WorkerVectorEnv, lockstep_vector_env
 
 def _entry_point(env_cls: type) -> str:
     return f"{env_cls.__module__}:{env_cls.__name__}"
@@ -88,16 +89,17 @@ _ENV_OF_CONFIG = {env_cls.config_cls: env_cls for env_cls in (SSDKDEnv, SSDKDSce
 _FAST_ENV_OF_CONFIG = {env_cls.config_cls: env_cls for env_cls in (SSDKDFastEnv, SSDKDFastScenarioEnv)}
 
 
-def _env_class(env_id: str) -> type:
+def env_class(env_id: str) -> type:
+    """The single env class of a registered per-round id."""
     table = _FAST_ENV_OF_CONFIG if env_id in FAST_IDS else _ENV_OF_CONFIG
     return table[type(REGISTERED[env_id])]
 
 
-ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(_env_class(env_id)) for env_id in REGISTERED}
+ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(env_class(env_id)) for env_id in REGISTERED}
 
 for _env_id, _config in REGISTERED.items():
     if _env_id not in registry:
-        vector = partial(SSDKDVectorEnv, env_cls=_env_class(_env_id)) if _env_id in FAST_IDS else None
+        vector = partial(lockstep_vector_env, env_id=_env_id) if _env_id in FAST_IDS else None
         register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], vector_entry_point=vector, kwargs=asdict(_config))
 
 #: One decision per run (:mod:`envs.whole_run`): the same runs as the per-round id beside each, the
@@ -111,7 +113,7 @@ SCHEDULE_IDS: dict[str, str] = {
 for _env_id, _inner_id in SCHEDULE_IDS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=_entry_point(make_whole_run_env), kwargs={"inner_id": _inner_id},
-                 vector_entry_point=_entry_point(WholeRunVectorEnv) if _inner_id in FAST_IDS else None)
+                 vector_entry_point=partial(lockstep_vector_env, env_id=_env_id) if _inner_id in FAST_IDS else None)
 
 
 def has_vector_env(env_id: str) -> bool:
@@ -134,5 +136,5 @@ def registered_config(env_id: str) -> Any:
 
 
 __all__ = ["CONDENSE_IDS", "ENTRY_POINTS", "FAST_IDS", "REGISTERED", "SSDKDFastEnv", "SSDKDFastScenarioEnv", "SSDKDVectorEnv",
-           "WholeRunVectorEnv", "has_vector_env", "SCENARIO_IDS", "SCHEDULE_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
+           "WholeRunVectorEnv", "WorkerVectorEnv", "env_class", "has_vector_env", "lockstep_vector_env", "SCENARIO_IDS", "SCHEDULE_IDS", "CondenseDCEnv", "CondenseDDEnv", "CondenseDMEnv", "ProcessEnv",
            "SSDKDEnv", "SSDKDScenarioEnv", "SSDKD_IDS", "WholeRunSchedule", "registered_config"]

@@ -1,0 +1,180 @@
+"""A lockstep vector env split over worker processes: one per core, each holding a share of the runs.
+
+One process steps its N runs on one core (one torch thread: the networks are small). With two cores,
+two workers of N/2 runs each step at once; ``docs/benchmarks.md`` measures when that is faster than one
+process of N. Workers start with ``forkserver`` (``spawn`` where there is none) on one torch thread;
+slot ``i`` of the whole is seeded ``s + i``, so the split does not change any run.
+
+    gymnasium.make_vec(id, num_envs=32, vectorization_mode="vector_entry_point", workers=2)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+
+def lockstep_vector_env(num_envs: int, *, env_id: str, workers: int = 1, **env_kwargs: Any) -> VectorEnv:
+    """The vector entry point of the fast-tier ids: ``num_envs`` runs of ``env_id`` in one process
+    (``workers=1``) or split over ``workers`` processes.
+
+    :raises ValueError: fewer runs than workers, or ``workers < 1``.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if workers > num_envs:
+        raise ValueError(f"{workers} workers need at least as many envs, got num_envs={num_envs}")
+    if workers > 1:
+        return WorkerVectorEnv(env_id, num_envs, workers, env_kwargs)
+    import envs
+
+    if env_id in envs.SCHEDULE_IDS:
+        return envs.WholeRunVectorEnv(num_envs, **env_kwargs)
+    return envs.SSDKDVectorEnv(num_envs, env_cls=envs.env_class(env_id), **env_kwargs)
+
+
+def _worker(pipe: Any, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+
+    try:
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        pipe.send(("ok", None))
+    except Exception:  # the parent raises it with the worker's traceback
+        pipe.send(("error", traceback.format_exc()))
+        return
+    while True:
+        command, payload = pipe.recv()
+        try:
+            if command == "reset":
+                pipe.send(("ok", venv.reset(seed=payload)))
+            elif command == "step":
+                pipe.send(("ok", venv.step(payload)))
+            elif command == "attr":
+                pipe.send(("ok", getattr(venv, payload)))
+            elif command == "close":
+                venv.close()
+                pipe.send(("ok", None))
+                return
+        except Exception:
+            pipe.send(("error", traceback.format_exc()))
+
+
+class WorkerVectorEnv(VectorEnv):
+    """``num_envs`` runs of a fast-tier id, split as evenly as possible over ``workers`` processes that
+    each step their share in lockstep; the results are joined in slot order.
+
+    :param env_id: the registered id.
+    :param num_envs: N.
+    :param workers: processes.
+    :param env_kwargs: the env's keyword arguments.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, env_id: str, num_envs: int, workers: int, env_kwargs: dict[str, Any]) -> None:
+        import gymnasium as gym
+
+        self.num_envs = num_envs
+        self.sizes = [num_envs // workers + (1 if i < num_envs % workers else 0) for i in range(workers)]
+        self.offsets = np.cumsum([0, *self.sizes[:-1]]).tolist()
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._pipes, self._processes = [], []
+        for size in self.sizes:
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(child, env_id, size, env_kwargs), daemon=True)
+            process.start()
+            child.close()
+            self._pipes.append(parent)
+            self._processes.append(process)
+        self._closed = False
+        for pipe in self._pipes:
+            self._receive(pipe)
+        single = gym.make(env_id, **env_kwargs)
+        self.single_action_space = single.action_space
+        self.single_observation_space = single.observation_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.observation_names = single.unwrapped.observation_names
+        single.close()
+
+    def _receive(self, pipe: Any) -> Any:
+        status, payload = pipe.recv()
+        if status == "error":
+            self.close()
+            raise RuntimeError(f"a vector-env worker failed:\n{payload}")
+        return payload
+
+    def _ask(self, command: str, payloads: list[Any]) -> list[Any]:
+        for pipe, payload in zip(self._pipes, payloads):
+            pipe.send((command, payload))
+        return [self._receive(pipe) for pipe in self._pipes]
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is None:
+            seeds = [None] * len(self._pipes)
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [[int(seed) + o + i for i in range(size)] for o, size in zip(self.offsets, self.sizes)]
+        else:
+            seeds = [list(seed[o : o + size]) for o, size in zip(self.offsets, self.sizes)]
+        results = self._ask("reset", seeds)
+        return np.concatenate([r[0] for r in results]), self._join_infos([r[1] for r in results])
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions have shape {actions.shape}, expected {self.action_space.shape} (one row per env)")
+        results = self._ask("step", [actions[o : o + size] for o, size in zip(self.offsets, self.sizes)])
+        joined = [np.concatenate([r[i] for r in results]) for i in range(4)]
+        return (*joined, self._join_infos([r[4] for r in results]))
+
+    def _join_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+        """The workers' vector infos as one: each key's array (and ``_key`` mask) over every slot."""
+        out: dict[str, Any] = {}
+        keys = {k for info in infos for k in info}
+        for key in keys:
+            parts = [info.get(key) for info in infos]
+            if any(isinstance(p, dict) for p in parts):
+                out[key] = self._join_infos([p or {} for p in parts])
+                continue
+            pieces = []
+            for part, size in zip(parts, self.sizes):
+                if part is None:
+                    mask_key = key.startswith("_")
+                    part = np.zeros(size, dtype=bool) if mask_key else np.full(size, None, dtype=object)
+                pieces.append(np.asarray(part) if not isinstance(part, np.ndarray) else part)
+            dtype = object if any(p.dtype == object for p in pieces) else None
+            out[key] = np.concatenate([p.astype(object) if dtype is object else p for p in pieces])
+        return out
+
+    def get_worker_attr(self, name: str) -> list[Any]:
+        """``name`` of each worker's vector env (e.g. its lockstep engine's timings)."""
+        return self._ask("attr", [name] * len(self._pipes))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pipe in self._pipes:
+            try:
+                pipe.send(("close", None))
+                pipe.recv()
+            except (BrokenPipeError, EOFError, OSError):
+                pass
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+
+
+__all__ = ["WorkerVectorEnv", "lockstep_vector_env"]
