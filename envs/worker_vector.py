@@ -25,6 +25,8 @@ def lockstep_vector_env(num_envs: int, *, env_id: str, workers: int = 1, **env_k
 
     :raises ValueError: fewer runs than workers, or ``workers < 1``.
     """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if workers > num_envs:
@@ -98,6 +100,7 @@ class WorkerVectorEnv(VectorEnv):
             self._pipes.append(parent)
             self._processes.append(process)
         self._closed = False
+        self._started = False
         for pipe in self._pipes:
             self._receive(pipe)
         single = gym.make(env_id, **env_kwargs)
@@ -116,6 +119,8 @@ class WorkerVectorEnv(VectorEnv):
         return payload
 
     def _ask(self, command: str, payloads: list[Any]) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("the vector env is closed (a worker failed, or close() was called): make a new one")
         for pipe, payload in zip(self._pipes, payloads):
             pipe.send((command, payload))
         return [self._receive(pipe) for pipe in self._pipes]
@@ -126,14 +131,22 @@ class WorkerVectorEnv(VectorEnv):
         elif isinstance(seed, (int, np.integer)):
             seeds = [[int(seed) + o + i for i in range(size)] for o, size in zip(self.offsets, self.sizes)]
         else:
+            if len(seed) != self.num_envs:
+                raise ValueError(f"reset needs one seed per env ({self.num_envs}), got {len(seed)}")
             seeds = [list(seed[o : o + size]) for o, size in zip(self.offsets, self.sizes)]
         results = self._ask("reset", seeds)
+        self._started = True
         return np.concatenate([r[0] for r in results]), self._join_infos([r[1] for r in results])
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions have shape {actions.shape}, expected {self.action_space.shape} (one row per env)")
+        bad = np.flatnonzero(~np.isfinite(actions.reshape(self.num_envs, -1)).all(axis=1))
+        if bad.size:  # refused here, before any worker steps, so no slot advances on a bad batch
+            raise ValueError(f"actions of envs {bad.tolist()} contain NaN or Inf — check the policy's outputs")
         results = self._ask("step", [actions[o : o + size] for o, size in zip(self.offsets, self.sizes)])
         joined = [np.concatenate([r[i] for r in results]) for i in range(4)]
         return (*joined, self._join_infos([r[4] for r in results]))
