@@ -47,8 +47,9 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
     "adaptive": AdaptivePolicy,
 }
 
-#: RL Zoo keys that configure the experiment rather than the algorithm.
-ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs")
+#: RL Zoo keys that configure the experiment rather than the algorithm (``vector_workers`` is this
+#: project's: the processes an id's native vector env splits its ``n_envs`` runs over)
+ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs", "vector_workers")
 #: RL Zoo keys this project does not apply; a block that sets one is refused rather than half-obeyed
 UNSUPPORTED_ZOO_SETTINGS = {
     "env_wrapper": "a policy that should read only some observation entries names them with "

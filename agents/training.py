@@ -68,13 +68,14 @@ def make_worker_env(env_id: str, threads: int = 1, **env_kwargs: Any) -> gym.Env
 
 def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_dir: Path | None, normalize: bool,
                    n_envs: int = 1, vec_env_cls: Any = None, *, append_monitor: bool = False,
-                   gamma: float = 0.99) -> Any:
+                   gamma: float = 0.99, vector_workers: int = 1) -> Any:
     """A Monitor-wrapped VecEnv (optionally VecNormalize'd) for training.
 
     :param vec_env_cls: SB3's ``DummyVecEnv`` (default) or ``SubprocVecEnv``, whose workers start with
         ``forkserver`` (``spawn`` where there is none): forking a process that has run torch can deadlock.
     :param append_monitor: continue the Monitor CSVs in ``monitor_dir`` (resuming) instead of rewriting them.
     :param gamma: the agent's discount, for VecNormalize's reward scaling.
+    :param vector_workers: processes an id's native vector env splits its ``n_envs`` runs over.
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.monitor import Monitor
@@ -83,7 +84,7 @@ def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_d
     from envs import has_vector_env
 
     if has_vector_env(env_id):  # the fast tier: n_envs runs stepped together in this process (lockstep)
-        venv = make_native_vec_env(env_id, env_kwargs, seed, n_envs, monitor_dir)
+        venv = make_native_vec_env(env_id, env_kwargs, seed, n_envs, monitor_dir, vector_workers)
         return normalize_vec_env(venv, gamma=gamma) if normalize else venv
     importable = env_id if ":" in env_id else f"envs:{env_id}"  # subprocess workers import envs first
     vec_env_kwargs: dict[str, Any] = {}
@@ -108,15 +109,17 @@ def make_train_env(env_id: str, env_kwargs: dict[str, Any], seed: int, monitor_d
     return normalize_vec_env(venv, gamma=gamma) if normalize else venv
 
 
-def make_native_vec_env(env_id: str, env_kwargs: dict[str, Any], seed: int, n_envs: int, monitor_dir: Path | None) -> Any:
+def make_native_vec_env(env_id: str, env_kwargs: dict[str, Any], seed: int, n_envs: int, monitor_dir: Path | None,
+                        workers: int = 1) -> Any:
     """An id's native vector env (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``) as
-    an SB3 ``VecEnv``, seeded (env ``i`` with ``seed + i``) and monitored (one ``monitor.csv``)."""
+    an SB3 ``VecEnv``, its runs split over ``workers`` processes, seeded (env ``i`` with ``seed + i``)
+    and monitored (one ``monitor.csv``)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from agents.vector import GymVectorToSB3
 
     venv = GymVectorToSB3(gym.make_vec(env_id.split(":")[-1], num_envs=n_envs, vectorization_mode="vector_entry_point",
-                                       **env_kwargs))
+                                       workers=workers, **env_kwargs))
     venv.seed(seed)
     if monitor_dir is not None:
         Path(monitor_dir).mkdir(parents=True, exist_ok=True)
@@ -345,6 +348,7 @@ def train_agent(
     n_envs = int(zoo.get("n_envs", 1))
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs} (hyperparameters of {agent_name} on {env_id})")
+    vector_workers = int(zoo.get("vector_workers", 1))
     vec_env_cls = None
     from envs import has_vector_env
 
@@ -357,14 +361,16 @@ def train_agent(
     loaded = load_checkpoint(agent_name, checkpoints_dir, normalize=normalize, device=device) if resume else None
     if loaded is not None:
         trim_logs(out, loaded.steps, n_envs)
-        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", False, n_envs, vec_env_cls, append_monitor=True)
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", False, n_envs, vec_env_cls, append_monitor=True,
+                                   vector_workers=vector_workers)
         if normalize:
             loaded.vecnormalize.set_venv(train_env)
             train_env = loaded.vecnormalize
         agent = loaded.agent
         agent.set_env(train_env)
     else:
-        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize, n_envs, vec_env_cls, gamma=gamma)
+        train_env = make_train_env(env_id, env_kwargs, seed, out / "monitor", normalize, n_envs, vec_env_cls, gamma=gamma,
+                                   vector_workers=vector_workers)
         # train_env is already normalised as decided here; make_agent must not apply the YAML's choice again
         agent = make_agent(agent_name, train_env, seed=seed, env_id=env_id, hyperparams=merged, verbose=verbose,
                            device=device, normalize=False)
