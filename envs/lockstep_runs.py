@@ -10,11 +10,15 @@ in what one of their steps is: one round of every run, or every run to its end.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections import OrderedDict
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from distill_core.process import StatsBuilder, add_progress
 from distill_core.ssdkd.lockstep import LockstepSSDKD
@@ -144,4 +148,46 @@ class LockstepRuns:
             self._references.popitem(last=False)
 
 
-__all__ = ["LockstepRuns"]
+class LockstepVectorEnv(VectorEnv):
+    """What the lockstep vector envs share: spaces batched from the single env's, the slots, ``reset``
+    and the checks of a step's actions. A subclass fills in :meth:`_step` (what one step does).
+
+    :param single: the single env of the id (its spaces and names).
+    :param template: its per-round :class:`ProcessEnv` (the slots' mapping and rewards).
+    :param num_envs: N.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, single: gym.Env, template: ProcessEnv, num_envs: int) -> None:
+        self.runs = LockstepRuns(template, num_envs)
+        self.num_envs = num_envs
+        self.single_action_space = single.action_space
+        self.single_observation_space = single.observation_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.observation_names = template.observation_names
+        self.action_names = single.get_wrapper_attr("action_names")
+        self._started = False
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        self.runs.seed(seed)
+        self.runs.start(list(range(self.num_envs)))
+        self._started = True
+        return self.runs.observations(), {"run_seed": np.array(self.runs.run_seeds)}
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions have shape {actions.shape}, expected {self.action_space.shape} (one row per env)")
+        return self._step(actions)
+
+    @abstractmethod
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One step of every slot under ``actions`` (checked: shape ``(N, k)``)."""
+
+
+__all__ = ["LockstepRuns", "LockstepVectorEnv"]

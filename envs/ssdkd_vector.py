@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
-from envs.lockstep_runs import LockstepRuns
+from envs.lockstep_runs import LockstepVectorEnv
 from envs.process_env import ProcessEnv
 
 
-class SSDKDVectorEnv(VectorEnv):
+class SSDKDVectorEnv(LockstepVectorEnv):
     """``num_envs`` runs of a fast-tier SSD-KD id advanced one round at a time, together, on the
     lockstep engine (:mod:`distill_core.ssdkd.lockstep`): one call of :meth:`step` is one round of every run.
 
@@ -43,33 +41,11 @@ class SSDKDVectorEnv(VectorEnv):
     :param env_kwargs: the single env's keyword arguments.
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
-
     def __init__(self, num_envs: int, *, env_cls: type[ProcessEnv], **env_kwargs: Any) -> None:
         template = env_cls(**env_kwargs)
-        self.runs = LockstepRuns(template, num_envs)
-        self.num_envs = num_envs
-        self.single_action_space = template.action_space
-        self.single_observation_space = template.observation_space
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.observation_names = template.observation_names
-        self.action_names = template.action_names
-        self._started = False
+        super().__init__(template, template, num_envs)
 
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        self.runs.seed(seed)
-        self.runs.start(list(range(self.num_envs)))
-        self._started = True
-        return self.runs.observations(), {"run_seed": np.array(self.runs.run_seeds)}
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions, dtype=np.float32)
-        if actions.shape != self.action_space.shape:
-            raise ValueError(f"actions have shape {actions.shape}, expected {self.action_space.shape} (one row per env)")
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         results = self.runs.round([self.runs.knobs(a) for a in actions])
         observations = self.runs.observations()
         rewards = np.zeros(self.num_envs)
