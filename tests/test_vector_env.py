@@ -289,3 +289,16 @@ def test_two_worker_processes_run_what_one_process_runs_and_refuse_bad_input_up_
         two.step(np.zeros((n, k), np.float32))
     with pytest.raises(ValueError, match="workers"):
         _make_vec(DIGITS, monkeypatch, workers=N + 1)
+
+
+# ---------------------------------------------------------------------- the fast tier's single envs
+@pytest.mark.parametrize("env_id", [*envs.FAST_IDS, *(i for i, inner in envs.SCHEDULE_IDS.items() if inner in envs.FAST_IDS)])
+def test_every_fast_tier_id_passes_both_env_checkers(env_id, monkeypatch, digits_teacher):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(env_id, **tiny_kwargs(env_id, monkeypatch))
+    checked = env if env_id in envs.SCHEDULE_IDS else env.unwrapped  # a schedule id is a wrapper over its per-round env
+    check_env(checked, skip_render_check=True)
+    sb3_check_env(checked, warn=True)
+    env.close()
