@@ -85,17 +85,16 @@ def _lockstep(case: ThroughputCase) -> tuple[int, int, float, dict[str, float]]:
         episodes += int(np.sum(terminated | truncated))
         steps += case.num_envs
     seconds = time.perf_counter() - start
-    phases: dict[str, float] = {}
-    if case.profile:
-        engines = venv.get_worker_attr("runs") if hasattr(venv, "get_worker_attr") else [venv.runs]
-        for runs in engines:
+    phases: dict[str, Any] = {}
+    split = hasattr(venv, "worker_peak_rss_mib")  # runs held by worker processes
+    if case.profile:  # summed over the worker processes, if any
+        for runs in venv.get_worker_attr("runs") if split else [venv.runs]:
             for key, value in runs.engine.timings.items():
                 phases[key] = phases.get(key, 0.0) + value
-    venv.close()  # joins the worker processes, if any: their peak memory is then this process's children's
-    phases_and_memory = {**phases}
-    if case.workers > 1:
-        phases_and_memory["worker_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return episodes, steps, seconds, phases_and_memory
+    if split:
+        phases["worker_peak_rss_mib"] = venv.worker_peak_rss_mib()
+    venv.close()
+    return episodes, steps, seconds, phases
 
 
 def _measure_here(case: ThroughputCase) -> dict[str, Any]:
@@ -111,7 +110,7 @@ def _measure_here(case: ThroughputCase) -> dict[str, Any]:
         episodes, steps, seconds, phases = _lockstep(case)
     else:
         raise ValueError(f"unknown mode {case.mode!r}: use 'serial' or 'lockstep'")
-    worker_peak = phases.pop("worker_peak_rss_mib", None)
+    worker_peak = phases.pop("worker_peak_rss_mib", None)  # a list: one per worker process
     return {**asdict(case), "episodes_timed": episodes, "env_steps": steps, "seconds": seconds,
             "episodes_per_second": episodes / seconds, "torch_threads": torch.get_num_threads(),
             "peak_rss_mib": peak_rss_mib(), "worker_peak_rss_mib": worker_peak, "phase_seconds": phases}
@@ -126,8 +125,8 @@ def _child(case: ThroughputCase, pipe: Any) -> None:
 
 def measure(case: ThroughputCase) -> dict[str, Any]:
     """Run ``case`` in a fresh process (``forkserver``, or ``spawn``) and return its row: episodes timed,
-    seconds, episodes per second, the process's torch threads and peak memory (and its worker processes'
-    largest peak, when it has workers). A failed case returns
+    seconds, episodes per second, the process's torch threads and peak memory (and each of its worker
+    processes' peaks, when it has workers). A failed case returns
     its error instead of raising, so a table still shows every row."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

@@ -63,6 +63,10 @@ def _worker(pipe: Any, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -
                 pipe.send(("ok", venv.step(payload)))
             elif command == "attr":
                 pipe.send(("ok", getattr(venv, payload)))
+            elif command == "peak_rss":
+                import resource
+
+                pipe.send(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
             elif command == "close":
                 venv.close()
                 pipe.send(("ok", None))
@@ -169,6 +173,10 @@ class WorkerVectorEnv(VectorEnv):
             dtype = object if any(p.dtype == object for p in pieces) else None
             out[key] = np.concatenate([p.astype(object) if dtype is object else p for p in pieces])
         return out
+
+    def worker_peak_rss_mib(self) -> list[float]:
+        """Each worker process's peak resident memory so far, in MiB."""
+        return self._ask("peak_rss", [None] * len(self._pipes))
 
     def get_worker_attr(self, name: str) -> list[Any]:
         """``name`` of each worker's vector env (e.g. its lockstep engine's timings)."""

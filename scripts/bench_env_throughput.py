@@ -64,7 +64,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
         if r["mode"] == "serial" and r["env_id"].endswith("-v0"):
             base[r["env_id"][:-3]] = r["episodes_per_second"]
         speedup = r["episodes_per_second"] / base[r["env_id"][:-3]] if r["env_id"][:-3] in base else float("nan")
-        worker = f"{r['worker_peak_rss_mib']:.0f}" if r.get("worker_peak_rss_mib") else "—"
+        worker = " + ".join(f"{m:.0f}" for m in r["worker_peak_rss_mib"]) if r.get("worker_peak_rss_mib") else "—"
         rows.append([r["env_id"].removeprefix("DistillGym/"), r["mode"], r["num_envs"], r["workers"], r["torch_threads"],
                      r["episodes_timed"], round(r["seconds"], 1), round(r["episodes_per_second"], 2), f"{speedup:.1f}×",
                      f"{r['peak_rss_mib']:.0f}", worker])

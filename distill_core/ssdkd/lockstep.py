@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from distill_core.common.seeding import derive_seed, seeded, torch_generator
-from distill_core.inversion import Generator
+from distill_core.inversion import Generator, adversarial_term
 from distill_core.kd import evaluate
 from distill_core.models import build_model
-from distill_core.models.stacked import StackedAdam, StackedNet, StackedSGD, masked_moments
+from distill_core.models.stacked import StackedAdam, StackedNet, StackedSGD
 from distill_core.process import StatsBuilder, check_knobs
 from distill_core.ssdkd.config import SSDKDConfig
 from distill_core.ssdkd.modulation import diversity_weights, smoothed_histogram, target_distribution
@@ -430,8 +430,6 @@ def _cosine_lr(config: SSDKDConfig, step: int) -> float:
 
 def _adversarial(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str) -> torch.Tensor:
     """:func:`distill_core.inversion.adversarial_term` over ``(N, B, C)`` logits."""
-    from distill_core.inversion import adversarial_term
-
     n, b, c = teacher_logits.shape
     return adversarial_term(student_logits.reshape(-1, c), teacher_logits.reshape(-1, c), kind).view(n, b)
 
