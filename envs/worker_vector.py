@@ -55,7 +55,10 @@ def _worker(pipe: Any, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -
         pipe.send(("error", traceback.format_exc()))
         return
     while True:
-        command, payload = pipe.recv()
+        try:
+            command, payload = pipe.recv()
+        except (EOFError, KeyboardInterrupt):  # the parent went away without closing the env: just end
+            return
         try:
             if command == "reset":
                 pipe.send(("ok", venv.reset(seed=payload)))
