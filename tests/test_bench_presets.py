@@ -1,0 +1,23 @@
+"""scripts/bench_presets.py end to end on a tiny preset: serial and lockstep runs of the same seeds, the
+JSON and the table. No accuracy or timing is asserted (a benchmark's plumbing test)."""
+
+import json
+import runpy
+from dataclasses import replace
+
+from distill_core.ssdkd import config as ssdkd_config
+
+
+def test_presets_benchmark_runs_both_engines(tmp_path, monkeypatch, digits_teacher):
+    tiny = replace(ssdkd_config.preset("digits_fast"), rounds=2, g_steps=1, kd_steps=1, kd_batch=8, synth_batch=8,
+                   buffer_capacity=16, probe_size=16, probe_steps=1)
+    monkeypatch.setitem(ssdkd_config.PRESETS, "tiny_fast", tiny)
+    main = runpy.run_path("scripts/bench_presets.py")["main"]
+    for engine in ("serial", "lockstep"):
+        out = tmp_path / f"{engine}.json"
+        main(["--presets", "tiny_fast", "--seeds", "0-2", "--engine", engine, "--out", str(out), "--no-progress"])
+        report = json.loads(out.read_text())
+        (name, rows), = report["results"].items()
+        assert name == ("tiny_fast" if engine == "serial" else "tiny_fast (lockstep)")
+        assert [r["seed"] for r in rows] == [0, 1, 2] and all(0 <= r["test_accuracy"] <= 1 for r in rows)
+        assert "| preset / family | runs |" in out.with_suffix(".md").read_text()
