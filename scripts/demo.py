@@ -1,25 +1,23 @@
 """The demo `make demo` runs — the main job on the embedded digits data:
 
 1. load (or train once and cache) the digits teacher;
-2. train PPO briefly on the scenario set ``DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v0`` (each
-   episode is one whole SSD-KD run of a practitioner's size — a replay buffer of 1–2 % of the training
-   set, 8–16 rounds, one of several teachers, some trained on long-tailed data — over α, β, γ, the
-   diversity strength, the replace fraction and the student's learning-rate multiplier; the zero action
-   is the paper). There the paper's constants are not the best knobs: a search finds points to gain
-   (``scripts/bench_headroom.py``, the README's headroom table). PPO learns on the set's one-decision id
-   (``...-SmallBuffer-Schedule-v0``): at the start of each run it picks a schedule of the knobs from
-   what is known of the run (its buffer share and round budget), the learner that found that gain in
-   30 minutes;
-3. evaluate PPO (acting its schedules out round by round), ``constant`` (the paper's knobs) and
-   ``random`` on the same held-out seeds of the held-out instances (teachers no policy has seen), paired;
+2. train PPO on the fast tier's one-decision id ``DistillGym/SSDKD-Digits-SmallBuffer-Schedule-v1``:
+   each episode is one whole SSD-KD run of a practitioner's size (a replay buffer of 1–2 % of the
+   training set, 8–16 rounds, one of several teachers, some trained on long-tailed data), and PPO picks,
+   from what is known before the run (its buffer share and round budget), a schedule of α, β, γ, the
+   diversity strength, the replace fraction and the student's learning-rate multiplier (the zero action
+   is the paper's constants). Its YAML block trains 656 runs, 16 at a time in lockstep, split over two
+   worker processes;
+3. evaluate PPO (acting its schedules out round by round) and ``constant`` (the paper's knobs) on the
+   same 30 held-out seeds of the held-out instances (teachers no policy has seen), paired;
 4. say what PPO learned: its mean paired difference to the paper's constants with a 95 % CI, whether
    that CI excludes zero, and where its knobs moved from the paper's; write
    ``runs/demo/{headroom.md, headroom.json, headroom.png}``.
 
-    python scripts/demo.py [--timesteps N] [--eval-seeds 2000-2009] [--out runs/demo]
+    python scripts/demo.py [--timesteps N] [--eval-seeds 2000-2029] [--out runs/demo]
 
-One torch thread per process (PPO steps two envs in two worker processes): digits-sized networks run
-faster on one, and a second thread thrashes on a busy machine.
+One torch thread per process: digits-sized networks run faster on one, and a second thread thrashes on
+a busy machine.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from agents.headroom import HeadroomConfig, Runner, cached_env, knob_values, par
 from distill_core.data import load_dataset
 from distill_core.teachers import get_teacher
 
-ENV_ID = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v0"
+ENV_ID = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
 #: the learner: PPO choosing one schedule per run (see agents.headroom.WHOLE_RUN_LEARNERS)
 LEARNER = "ppo_schedule"
 
@@ -68,9 +66,9 @@ def learned_knobs(result, env) -> str:
 
 def main(argv: list[str] | None = None) -> list:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--timesteps", type=int, default=128, help="PPO training steps: runs, 16 per update (its YAML block; default 8 updates)")
-    parser.add_argument("--train-seeds", nargs="+", default=["1000-1004"], help="seeds of PPO's learning curve")
-    parser.add_argument("--eval-seeds", nargs="+", default=["2000-2009"], help="held-out seeds (never trained on)")
+    parser.add_argument("--timesteps", type=int, default=None, help="PPO training steps: runs, 16 per update (default: its YAML block's)")
+    parser.add_argument("--train-seeds", nargs="+", default=["1000-1001"], help="seeds of PPO's learning curve")
+    parser.add_argument("--eval-seeds", nargs="+", default=["2000-2029"], help="held-out seeds (never trained on)")
     parser.add_argument("--out", default="runs/demo")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -83,9 +81,9 @@ def main(argv: list[str] | None = None) -> list:
           f"({'cached' if teacher.from_cache else 'trained now'}: {teacher.path})\n")
     config = HeadroomConfig(env_id=ENV_ID, train_env_kwargs={"split": "train"}, eval_env_kwargs={"split": "heldout"},
                             train_seeds=parse_seeds(args.train_seeds), eval_seeds=parse_seeds(args.eval_seeds),
-                            policies=("constant", "random", LEARNER), timesteps={LEARNER: args.timesteps})
-    print(f"training PPO on {ENV_ID}'s one-decision id (training instances) for {args.timesteps} runs, then evaluating "
-          f"{LEARNER} / constant / random on {len(config.eval_seeds)} held-out seeds of the held-out instances ...")
+                            policies=("constant", LEARNER), timesteps={LEARNER: args.timesteps})
+    print(f"training PPO on {ENV_ID}'s one-decision id (training instances) for {args.timesteps or 'its YAML block’s'} runs, then evaluating "
+          f"{LEARNER} and constant on {len(config.eval_seeds)} held-out seeds of the held-out instances ...")
     result = run_headroom(config, Runner("local"), out=Path(args.out))
     paths = write_report(result, Path(args.out))
     print()
