@@ -99,7 +99,8 @@ ENTRY_POINTS: dict[str, str] = {env_id: _entry_point(env_class(env_id)) for env_
 
 for _env_id, _config in REGISTERED.items():
     if _env_id not in registry:
-        vector = partial(lockstep_vector_env, env_id=_env_id) if _env_id in FAST_IDS else None
+        vector = (partial(lockstep_vector_env, env_id=_env_id, make_vector=partial(SSDKDVectorEnv, env_cls=env_class(_env_id)))
+                  if _env_id in FAST_IDS else None)
         register(id=_env_id, entry_point=ENTRY_POINTS[_env_id], vector_entry_point=vector, kwargs=asdict(_config))
 
 #: One decision per run (:mod:`envs.whole_run`): the same runs as the per-round id beside each, the
@@ -113,7 +114,8 @@ SCHEDULE_IDS: dict[str, str] = {
 for _env_id, _inner_id in SCHEDULE_IDS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=_entry_point(make_whole_run_env), kwargs={"inner_id": _inner_id},
-                 vector_entry_point=partial(lockstep_vector_env, env_id=_env_id) if _inner_id in FAST_IDS else None)
+                 vector_entry_point=partial(lockstep_vector_env, env_id=_env_id, make_vector=WholeRunVectorEnv)
+                 if _inner_id in FAST_IDS else None)
 
 
 def has_vector_env(env_id: str) -> bool:

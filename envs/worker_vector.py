@@ -11,7 +11,9 @@ slot ``i`` of the whole is seeded ``s + i``, so the split does not change any ru
 from __future__ import annotations
 
 import multiprocessing
+import resource
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,11 +21,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 
-def lockstep_vector_env(num_envs: int, *, env_id: str, workers: int = 1, **env_kwargs: Any) -> VectorEnv:
+def lockstep_vector_env(num_envs: int, *, env_id: str, make_vector: Callable[..., VectorEnv], workers: int = 1,
+                        **env_kwargs: Any) -> VectorEnv:
     """The vector entry point of the fast-tier ids: ``num_envs`` runs of ``env_id`` in one process
     (``workers=1``) or split over ``workers`` processes.
 
-    :raises ValueError: fewer runs than workers, or ``workers < 1``.
+    :param make_vector: builds the id's vector env in one process, ``make_vector(num_envs, **env_kwargs)``
+        (set at registration).
+    :raises ValueError: a bad ``num_envs`` or ``workers``, or fewer runs than workers.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -32,24 +37,16 @@ def lockstep_vector_env(num_envs: int, *, env_id: str, workers: int = 1, **env_k
     if workers > num_envs:
         raise ValueError(f"{workers} workers need at least as many envs, got num_envs={num_envs}")
     if workers > 1:
-        return WorkerVectorEnv(env_id, num_envs, workers, env_kwargs)
-    import envs
-
-    if env_id in envs.SCHEDULE_IDS:
-        return envs.WholeRunVectorEnv(num_envs, **env_kwargs)
-    return envs.SSDKDVectorEnv(num_envs, env_cls=envs.env_class(env_id), **env_kwargs)
+        return WorkerVectorEnv(env_id, num_envs, workers, env_kwargs, make_vector)
+    return make_vector(num_envs, **env_kwargs)
 
 
-def _worker(pipe: Any, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -> None:
+def _worker(pipe: Any, make_vector: Callable[..., VectorEnv], num_envs: int, env_kwargs: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the ids)
-
     try:
-        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        venv = make_vector(num_envs, **env_kwargs)
         pipe.send(("ok", None))
     except Exception:  # the parent raises it with the worker's traceback
         pipe.send(("error", traceback.format_exc()))
@@ -67,8 +64,6 @@ def _worker(pipe: Any, env_id: str, num_envs: int, env_kwargs: dict[str, Any]) -
             elif command == "attr":
                 pipe.send(("ok", getattr(venv, payload)))
             elif command == "peak_rss":
-                import resource
-
                 pipe.send(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
             elif command == "close":
                 venv.close()
@@ -82,15 +77,17 @@ class WorkerVectorEnv(VectorEnv):
     """``num_envs`` runs of a fast-tier id, split as evenly as possible over ``workers`` processes that
     each step their share in lockstep; the results are joined in slot order.
 
-    :param env_id: the registered id.
+    :param env_id: the registered id (its single env gives the spaces).
     :param num_envs: N.
     :param workers: processes.
     :param env_kwargs: the env's keyword arguments.
+    :param make_vector: builds each worker's share, ``make_vector(n, **env_kwargs)`` (pickled to the workers).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, env_id: str, num_envs: int, workers: int, env_kwargs: dict[str, Any]) -> None:
+    def __init__(self, env_id: str, num_envs: int, workers: int, env_kwargs: dict[str, Any],
+                 make_vector: Callable[..., VectorEnv]) -> None:
         import gymnasium as gym
 
         self.num_envs = num_envs
@@ -101,7 +98,7 @@ class WorkerVectorEnv(VectorEnv):
         self._pipes, self._processes = [], []
         for size in self.sizes:
             parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, env_id, size, env_kwargs), daemon=True)
+            process = context.Process(target=_worker, args=(child, make_vector, size, env_kwargs), daemon=True)
             process.start()
             child.close()
             self._pipes.append(parent)
