@@ -30,7 +30,7 @@ class BaselinePolicy:
         self.action_space = env.action_space
         self.observation_space = env.observation_space
         self.seed = seed
-        self._process_env = _find_process_env(env)
+        self._process_env = find_process_env(env)
 
     def learn(self, total_timesteps: int = 0, **_: Any) -> BaselinePolicy:
         """Nothing to learn; returns ``self`` (the SB3 convention)."""
@@ -174,7 +174,7 @@ class SchedulePolicy(ProgressSchedulePolicy):
     DEFAULT_SCHEDULES = ({"beta": 1.0}, {"lr_scale": 0.1})
 
     def __init__(self, env: gym.Env | Any, seed: int | None = None, schedule: dict[str, float] | None = None) -> None:
-        penv = _find_process_env(env)
+        penv = find_process_env(env)
         if penv is None:
             raise ValueError("the schedule policy needs a distill-gym ProcessEnv (it reads knobs and progress)")
         if schedule is None:
@@ -278,7 +278,7 @@ class AdaptivePolicy(BaselinePolicy):
         return action
 
 
-def _find_process_env(env: Any) -> Any:
+def find_process_env(env: Any) -> Any:
     """The :class:`ProcessEnv` under wrappers or inside a vector env (None if there is none)."""
     from envs.process_env import ProcessEnv
 

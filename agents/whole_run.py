@@ -21,9 +21,9 @@ class WholeRunPolicy:
     """
 
     def __init__(self, schedule_policy: Any, env: Any) -> None:
-        from agents.baselines import _find_process_env
+        from agents.baselines import find_process_env
 
-        penv = _find_process_env(env)
+        penv = find_process_env(env)
         if penv is None or "progress" not in penv.observation_names:
             raise ValueError("WholeRunPolicy acts on a distill-gym ProcessEnv with a 'progress' entry in its observation")
         self.schedule_policy = schedule_policy

@@ -40,7 +40,7 @@ from distill_core.common.seeding import derive_seed, torch_generator
 from distill_core.condense.base import LR_SCHEDULES, CondenseKnobs, CondensationProcess, lr_decay
 from distill_core.condense.baselines import random_subset
 from distill_core.condense.synthetic_set import SyntheticSet
-from distill_core.condense.unroll import _build_net, _params_of, softplus_inverse, train_with_schedule, unrolled_loss
+from distill_core.condense.unroll import build_net, params_of, softplus_inverse, train_with_schedule, unrolled_loss
 from distill_core.data import DatasetSplits
 from distill_core.process import StatsBuilder, Update, knob
 
@@ -190,7 +190,7 @@ class DDProcess(CondensationProcess):
         self._base_lrs = (cfg.lr_images, cfg.lr_lrs)
         self._init_seed = derive_seed(seed, "dd-net") if cfg.init == "fixed" else None
         self._net = self._network(self._init_seed if cfg.init == "fixed" else derive_seed(seed, "dd-net", 0))
-        self._theta0 = _params_of(self._net) if cfg.init == "fixed" else None
+        self._theta0 = params_of(self._net) if cfg.init == "fixed" else None
         self._losses = np.zeros(self.num_classes)
         self._loss_ema: float | None = None
         self._good: tuple[torch.Tensor, torch.Tensor, dict] | None = None
@@ -198,7 +198,7 @@ class DDProcess(CondensationProcess):
 
     def _network(self, seed: int) -> nn.Module:
         cfg = self.config
-        return _build_net(cfg.net_arch, cfg.net_width, cfg.net_depth, self.data, seed, self.device)
+        return build_net(cfg.net_arch, cfg.net_width, cfg.net_depth, self.data, seed, self.device)
 
     def _update(self, knobs: Any) -> Update:
         """One outer update; a non-finite loss or gradient leaves images and step sizes untouched
@@ -215,7 +215,7 @@ class DDProcess(CondensationProcess):
             net, theta0 = self._net, self._theta0
         else:
             net = self._network(derive_seed(self._seed, "dd-net", self.iteration))
-            theta0 = _params_of(net)
+            theta0 = params_of(net)
         pick = torch.randint(len(self._y_train), (cfg.real_batch,), generator=self._gen).to(self.device)
         x_real, y_real = self._x_train[pick], self._y_train[pick]
         weights = torch.tensor(self.class_weights(knobs), dtype=x_real.dtype, device=self.device)

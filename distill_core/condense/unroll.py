@@ -80,7 +80,7 @@ def unrolled_loss(net: nn.Module, params: dict[str, torch.Tensor], images: torch
     return loss, per_sample.detach()
 
 
-def _build_net(arch: str, width: int, depth: int, data: DatasetSplits, seed: int, device: torch.device) -> nn.Module:
+def build_net(arch: str, width: int, depth: int, data: DatasetSplits, seed: int, device: torch.device) -> nn.Module:
     """The network DD unrolls, initialised from ``seed`` (θ₀ is a function of the seed alone).
 
     :param arch: a stateless architecture (:data:`distill_core.condense.dd.DD_ARCHS`).
@@ -95,7 +95,7 @@ def _build_net(arch: str, width: int, depth: int, data: DatasetSplits, seed: int
                            depth=depth).to(device)
 
 
-def _params_of(net: nn.Module) -> dict[str, torch.Tensor]:
+def params_of(net: nn.Module) -> dict[str, torch.Tensor]:
     """``net``'s parameters as fresh leaves that require grad: a θ₀ for :func:`unroll`, detached from ``net``.
 
     :param net: the network whose current parameters are copied.
@@ -119,9 +119,9 @@ def train_with_schedule(synthetic: SyntheticSet, data: DatasetSplits, *, seed: i
                          + (f" (meta lacks {', '.join(missing)})" if missing else " (no lrs)"))
     device = resolve_device(device)
     init_seed = meta["init_seed"] if meta["init"] == "fixed" else derive_seed(seed, "dd-init")
-    net = _build_net(meta["arch"], meta["width"], meta["depth"], data, init_seed, device)
+    net = build_net(meta["arch"], meta["width"], meta["depth"], data, init_seed, device)
     with torch.enable_grad():
-        final = unroll(net, _params_of(net), synthetic.x.detach().to(device), synthetic.y.to(device),
+        final = unroll(net, params_of(net), synthetic.x.detach().to(device), synthetic.y.to(device),
                        synthetic.lrs.detach().to(device), steps=meta["steps"], create_graph=False)
     with torch.no_grad():
         for name, p in net.named_parameters():

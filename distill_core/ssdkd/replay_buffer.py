@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from distill_core.common.device import resolve_device
-from distill_core.ssdkd.sum_tree import MinTree, SumTree, _last_write_wins
+from distill_core.ssdkd.sum_tree import MinTree, SumTree, last_write_wins
 
 FORMAT = "distill-gym/replay-buffer/v1"
 EVICT_MODES = ("balanced", "fifo", "none")
@@ -399,7 +399,7 @@ class ReplayBuffer:
         if not finite.all():
             bad = values[~finite]
             raise ValueError(f"priorities must be finite, got {bad.size} non-finite value(s) (e.g. {bad[0]})")
-        idx, values = _last_write_wins(idx, values)
+        idx, values = last_write_wins(idx, values)
         self._set_priorities(idx, np.abs(values) + self._eps)
 
     def sample(self, batch_size: int, *, alpha: float, beta: float, rng: np.random.Generator,

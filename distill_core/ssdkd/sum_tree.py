@@ -33,7 +33,7 @@ def _as_indices(indices: np.ndarray | list[int], capacity: int) -> np.ndarray:
     return idx
 
 
-def _last_write_wins(idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def last_write_wins(idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop repeated indices, keeping the value given last (numpy's fancy assignment does not promise an order)."""
     if idx.size < 2:
         return idx, values
@@ -100,7 +100,7 @@ class _SegmentTree:
         vals = self._check_values(values, idx.size)
         if idx.size == 0:
             return
-        idx, vals = _last_write_wins(idx, vals)
+        idx, vals = last_write_wins(idx, vals)
         nodes = idx + self._size
         self._tree[nodes] = vals
         tree, op = self._tree, self._op
