@@ -41,7 +41,7 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
     "random": RandomPolicy,
     "constant": ConstantPolicy,
     "schedule": SchedulePolicy,
-    # built from the env alone they act as `constant`; their vectors come as hyperparams (agents/headroom.py)
+    # built from the env alone they act as `constant`; their vectors come as hyperparams (agents/evaluation/oracles.py)
     "static": StaticPolicy,  # hyperparams={"action": [...]}
     "progress_schedule": ProgressSchedulePolicy,  # hyperparams={"start": [...], "end": [...]}
     "adaptive": AdaptivePolicy,

@@ -1,7 +1,7 @@
 """Benchmark: episodes per second of the learning ids, v0 served serially against the fast tier (v1)
 served serially and by its lockstep vector env at N runs in one and in two processes.
 
-Each row is measured in a fresh process (``agents/throughput.py``): its own peak memory, and
+Each row is measured in a fresh process (``agents/evaluation/throughput.py``): its own peak memory, and
 ``--threads`` torch threads in every process (default 1: the networks are small, and two threads per
 process on two cores thrash). Every episode acts the paper's constants (the zero action). Pairs:
 
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from agents.throughput import ThroughputCase, measure
+from agents.evaluation.throughput import ThroughputCase, measure
 from distill_core.common.cli import parse_overrides
 from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.ssdkd.config import SSDKDConfig

@@ -23,10 +23,11 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.backends import add_backend_arguments, runner_from_arguments
-from agents.headroom import (DEFAULT_EVAL_SEEDS, DEFAULT_TRAIN_SEEDS, METRIC, OBJECTIVE, POLICIES, SAMPLERS,
-                             HeadroomConfig, HeadroomResult, parse_env_kwargs, parse_seeds, run_headroom,
-                             write_report)
+from agents.evaluation.cli import add_backend_arguments, parse_env_kwargs, parse_seeds, runner_from_arguments
+from agents.evaluation.episodes import DEFAULT_EVAL_SEEDS, DEFAULT_TRAIN_SEEDS, METRIC, OBJECTIVE
+from agents.evaluation.headroom import POLICIES, HeadroomConfig, HeadroomResult, run_headroom
+from agents.evaluation.oracles import SAMPLERS
+from agents.evaluation.reports import write_report
 
 
 def default_out(env_id: str) -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.headroom import parse_seeds
+from agents.evaluation.cli import parse_seeds
 from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.ssdkd.config import preset
 from distill_core.ssdkd.lockstep import LockstepSSDKD

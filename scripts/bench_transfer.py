@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agents.backends import add_backend_arguments, runner_from_arguments
-from agents.headroom import DEFAULT_EVAL_SEEDS, parse_env_kwargs, parse_seeds
-from agents.transfer import TransferConfig, TransferResult, run_transfer, write_report
+from agents.evaluation.cli import add_backend_arguments, parse_env_kwargs, parse_seeds, runner_from_arguments
+from agents.evaluation.episodes import DEFAULT_EVAL_SEEDS
+from agents.evaluation.transfer import TransferConfig, TransferResult, run_transfer, write_report
 
 
 def build_parser() -> argparse.ArgumentParser:

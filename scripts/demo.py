@@ -30,12 +30,15 @@ import torch
 
 import numpy as np
 
-from agents.headroom import HeadroomConfig, Runner, cached_env, knob_values, parse_seeds, run_headroom, write_report
+from agents.evaluation import HeadroomConfig, Runner, run_headroom, write_report
+from agents.evaluation.cli import parse_seeds
+from agents.evaluation.episodes import cached_env
+from agents.evaluation.oracles import knob_values
 from distill_core.data import load_dataset
 from distill_core.teachers import get_teacher
 
 ENV_ID = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
-#: the learner: PPO choosing one schedule per run (see agents.headroom.WHOLE_RUN_LEARNERS)
+#: the learner: PPO choosing one schedule per run (see agents.evaluation.learners)
 LEARNER = "ppo_schedule"
 
 

@@ -1,13 +1,12 @@
 """Every registry agent trains a few hundred steps on a tiny digits env and acts; the training script's
-machinery (EvalCallback on held-out seeds, checkpoints, VecNormalize, resume) works; ablations run
-locally and on Ray."""
+machinery (EvalCallback on held-out seeds, checkpoints, VecNormalize, resume) works. (That each learner
+learns is tests/test_learning.py's; the leaderboard is tests/test_leaderboard.py's.)"""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import envs  # noqa: F401
-from agents.ablation import Job, confidence_interval, run_jobs, write_outputs
 from agents.registry import is_learning, list_agents, load_hyperparams, make_agent
 from agents.rollout import run_episode
 from agents.training import latest_checkpoint, load_trained, train_agent
@@ -105,35 +104,3 @@ def test_training_with_eval_checkpoints_vecnormalize_and_resume(tmp_path, digits
     env = gym.make(DIGITS, **TINY)
     policy = load_trained("ppo", tmp_path / "ppo", env)
     assert run_episode(env, policy, 3, env_id=DIGITS, env_kwargs=TINY).outcome["steps"] == TINY["rounds"]
-
-
-def test_confidence_interval():
-    mean, half = confidence_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(2.4841, rel=1e-3)  # t(0.975, 2) · 1 / √3
-    assert confidence_interval([5.0]) == (5.0, 0.0)
-
-
-@pytest.mark.parametrize("backend", ["local", "ray"])
-def test_ablation_runs_and_writes_outputs(backend, tmp_path, digits_teacher):
-    if backend == "ray":
-        pytest.importorskip("ray")
-    jobs = [Job(agent, 0, DIGITS, TINY, (700, 701), str(tmp_path), timesteps=48 if is_learning(agent) else None,
-                hyperparams=FAST.get(agent, {})) for agent in ("a2c", "constant", "random")]
-    results = run_jobs(jobs, backend=backend, num_cpus=2)
-    summaries = write_outputs(results, tmp_path)
-    assert [s.agent for s in summaries] == ["a2c", "constant", "random"]
-    assert all(s.episodes == 2 and 0 <= s.accuracy_mean <= 1 for s in summaries)
-    for name in ("episodes.csv", "summary.csv", "summary.md", "accuracy.png"):
-        assert (tmp_path / name).exists()
-
-
-def test_ablation_runs_unchanged_on_a_condensation_id(tmp_path):
-    # the same agents, jobs and summary on a DD env: the schedule baseline decays the learning rate there
-    env_id, tiny = "DistillGym/Condense-DD-Digits-v0", dict(iterations=3, real_batch=16, net_width=8, device="cpu")
-    jobs = [Job(agent, 0, env_id, tiny, (700, 701), str(tmp_path), timesteps=6 if is_learning(agent) else None,
-                hyperparams=FAST.get(agent, {})) for agent in ("a2c", "constant", "schedule")]
-    summaries = write_outputs(run_jobs(jobs, backend="local"), tmp_path)
-    assert [s.agent for s in summaries] == ["a2c", "constant", "schedule"]
-    assert all(s.episodes == 2 and 0 < s.accuracy_mean <= 1 for s in summaries)  # the real test accuracy reached
-    schedule = make_agent("schedule", gym.make(env_id, **tiny))
-    assert schedule.schedule == {"lr_scale": 0.1}

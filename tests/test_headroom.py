@@ -1,4 +1,4 @@
-"""The headroom benchmark (agents/headroom.py, scripts/bench_headroom.py) and its baselines: the statistics
+"""The headroom benchmark (agents/evaluation/, scripts/bench_headroom.py) and its baselines: the statistics
 on synthetic numbers, the search space, the static / schedule / adaptive policies, a seeded search on the
 tiny digits env, the evaluation, and the script end to end."""
 
@@ -14,9 +14,12 @@ import pytest
 
 import envs  # noqa: F401
 from agents.baselines import AdaptivePolicy, ProgressSchedulePolicy, StaticPolicy
-from agents.headroom import (Cell, HeadroomConfig, PolicySpec, Runner, bootstrap_ci, objective_value, paired_differences,
-                             parse_env_kwargs, parse_seeds, rank_correlations, run_cell, run_headroom, search,
-                             search_space, spearman, summarise, t_interval, write_report)
+from agents.evaluation import HeadroomConfig, Runner, run_headroom, write_report
+from agents.evaluation.cli import parse_env_kwargs, parse_seeds
+from agents.evaluation.episodes import Cell, PolicySpec, run_cell
+from agents.evaluation.oracles import objective_value, search, search_space
+from agents.evaluation.statistics import (bootstrap_ci, paired_differences, rank_correlations, spearman, summarise,
+                                          t_interval)
 from agents.registry import make_agent
 from agents.rollout import run_episode
 from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob

@@ -1,4 +1,4 @@
-"""Transfer (agents/transfer.py, scripts/bench_transfer.py): a headroom run's policies run unchanged on
+"""Transfer (agents/evaluation/transfer.py, scripts/bench_transfer.py): a headroom run's policies run unchanged on
 another configuration, paired with the constants there; foreign reports, vanished models and envs on
 which the policies cannot act are named."""
 
@@ -9,9 +9,9 @@ import json
 import pytest
 
 import envs  # noqa: F401
-from agents.headroom import HeadroomConfig, Runner, run_headroom, write_report
-from agents.transfer import TransferConfig, run_transfer
-from agents.transfer import write_report as write_transfer
+from agents.evaluation import HeadroomConfig, Runner, run_headroom, write_report
+from agents.evaluation.transfer import TransferConfig, run_transfer
+from agents.evaluation.transfer import write_report as write_transfer
 
 DIGITS = "DistillGym/SSDKD-Digits-v0"
 TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,

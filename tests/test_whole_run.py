@@ -12,8 +12,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from agents.baselines import ConstantPolicy, ProgressSchedulePolicy
-from agents.backends import Runner
-from agents.headroom import HeadroomConfig, run_headroom, whole_run_id
+from agents.evaluation import HeadroomConfig, Runner, run_headroom
+from agents.evaluation.learners import whole_run_id
 from agents.rollout import run_episode
 from agents.whole_run import WholeRunPolicy
 from env_configs import TINY_SSDKD, use_tiny_family

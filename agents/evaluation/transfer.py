@@ -20,10 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.backends import Runner
-from agents.headroom import (BASELINE, DEFAULT_EVAL_SEEDS, METRIC, OBJECTIVE, PolicySpec, PolicySummary, cached_env,
-                             evaluate_policies, plot_differences, rank_correlations, summarise, summary_table, json_safe,
-                             rho_text, seed_text)
+from agents.evaluation.backends import Runner
+from agents.evaluation.episodes import (BASELINE, DEFAULT_EVAL_SEEDS, METRIC, OBJECTIVE, PolicySpec, cached_env,
+                                        evaluate_policies)
+from agents.evaluation.plots import plot_differences
+from agents.evaluation.reports import json_safe, rho_text, seed_text, summary_table
+from agents.evaluation.statistics import PolicySummary, rank_correlations, summarise
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Where jobs run: in this process one after another (``local``), or as Ray tasks of one CPU each
 (``ray``: a local cluster, or an existing one by its address) — how a sweep outgrows one machine.
-Ablations and the headroom benchmark both map their jobs through :class:`Runner`."""
+Searches, learner training, evaluations and the leaderboard all map their tasks through :class:`Runner`."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ from pathlib import Path
 from typing import Any
 
 BACKENDS = ("local", "ray")
-
-
-def add_backend_arguments(parser: Any) -> None:
-    """The ``--backend``, ``--address`` and ``--num-cpus`` options every script that maps jobs takes."""
-    parser.add_argument("--backend", choices=BACKENDS, default="local")
-    parser.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local one)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
-
-
-def runner_from_arguments(args: Any) -> Runner:
-    """The :class:`Runner` the options of :func:`add_backend_arguments` ask for."""
-    return Runner(args.backend, address=args.address, num_cpus=args.num_cpus)
 
 
 class Runner:
@@ -72,7 +60,7 @@ class Runner:
         except ImportError as err:
             raise ImportError("the ray backend needs Ray: pip install 'distill-gym[ray]'") from err
         if not ray.is_initialized():
-            root = str(Path(__file__).resolve().parent.parent)
+            root = str(Path(__file__).resolve().parents[2])
             env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
             ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
                      include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, ignore_reinit_error=True)
