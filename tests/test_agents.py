@@ -9,7 +9,8 @@ import pytest
 import envs  # noqa: F401
 from agents.registry import is_learning, list_agents, load_hyperparams, make_agent
 from agents.rollout import run_episode
-from agents.training import latest_checkpoint, load_trained, train_agent
+from agents.checkpoints import latest_checkpoint
+from agents.training import load_trained, train_agent
 
 DIGITS = "DistillGym/SSDKD-Digits-v0"
 TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,

@@ -195,3 +195,14 @@ def test_checker_lets_public_dunder_own_and_third_party_names_pass():
 def test_no_module_uses_another_modules_private_name():
     found = project_violations()
     assert not found, "private names used across modules:\n" + "\n".join(map(str, found))
+
+
+#: a file of agents/ holds one idea; past this many lines it holds several
+MAX_AGENTS_FILE_LINES = 400
+
+
+def test_no_file_in_agents_is_over_the_limit():
+    root = Path(__file__).resolve().parent.parent / "agents"
+    long = {str(p.relative_to(root.parent)): n for p in sorted(root.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_AGENTS_FILE_LINES}
+    assert not long, f"files of agents/ over {MAX_AGENTS_FILE_LINES} lines (split them by idea): {long}"

@@ -15,13 +15,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.save_util import load_from_pkl
 
 import envs  # noqa: F401
-from agents.training import (
-    AppendingCSVOutputFormat,
-    checkpoint_companions,
-    load_checkpoint,
-    make_train_env,
-    train_agent,
-)
+from agents.checkpoints import AppendingCSVOutputFormat, checkpoint_companions, load_checkpoint
+from agents.training import make_train_env, train_agent
 
 DIGITS = "DistillGym/SSDKD-Digits-v0"
 TINY = dict(rounds=3, synth_batch=16, buffer_capacity=32, g_steps=1, kd_steps=2, kd_batch=16, probe_size=40,
