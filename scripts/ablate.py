@@ -7,7 +7,7 @@ command runs again; more learners or seeds extend the same leaderboard. Writes s
 policy, training seed and held-out seed), leaderboard.json / .md / .png, and prints the table.
 
     python scripts/ablate.py --learners ppo_schedule sac_schedule td3_schedule --train-seeds 0-4
-    python scripts/ablate.py --learners ppo sac --timesteps 2000 --out runs/leaderboard/per-round
+    python scripts/ablate.py --learners ppo_schedule ppo --timesteps ppo_schedule=320 ppo=3840
     python scripts/ablate.py --learners ppo_schedule --backend ray --address auto   # learners train on a cluster
 """
 
@@ -27,6 +27,19 @@ DEFAULTS = LeaderboardConfig()
 
 def seed_range(seeds: tuple[int, ...]) -> str:
     return f"{seeds[0]}-{seeds[-1]}"
+
+
+def parse_timesteps(tokens: list[str], learners: tuple[str, ...]) -> dict[str, int]:
+    """``["320", "ppo=4000"]`` -> a budget per learner (``ValueError`` naming a malformed token or an unknown learner)."""
+    budgets: dict[str, int] = {}
+    for token in tokens:
+        name, sep, steps = token.rpartition("=")
+        if not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"--timesteps takes STEPS or NAME=STEPS with STEPS a positive integer, got {token!r}")
+        if sep and name not in learners:
+            raise ValueError(f"--timesteps {token!r}: {name!r} is not among the learners {list(learners)}")
+        budgets.update({name: int(steps)} if sep else {learner: int(steps) for learner in learners})
+    return budgets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parallel-trials", type=int, default=DEFAULTS.parallel_trials, help="trials run as one batch")
     parser.add_argument("--sampler", choices=SAMPLERS, default=DEFAULTS.sampler)
     parser.add_argument("--search-seed", type=int, default=DEFAULTS.search_seed)
-    parser.add_argument("--timesteps", type=int, default=None, help="every learner's budget (default: each YAML block's)")
+    parser.add_argument("--timesteps", nargs="*", default=[], metavar="[NAME=]STEPS",
+                        help="training budgets: STEPS for every learner, NAME=STEPS for one (default: each YAML block's)")
     parser.add_argument("--workers", type=int, default=2, help="processes the evaluation batches are split over")
     parser.add_argument("--reps", type=int, default=DEFAULTS.reps, help="bootstrap replications")
     add_backend_arguments(parser)
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> LeaderboardResult:
             eval_seeds=parse_seeds(args.eval_seeds), train_env_kwargs=parse_env_kwargs(args.train_env_kwargs, args.env_id),
             eval_env_kwargs=parse_env_kwargs(args.eval_env_kwargs, args.env_id), trials=args.trials,
             parallel_trials=args.parallel_trials, sampler=args.sampler, search_seed=args.search_seed,
-            timesteps=args.timesteps, workers=args.workers, reps=args.reps)
+            timesteps=parse_timesteps(args.timesteps, tuple(args.learners)), workers=args.workers, reps=args.reps)
     except ValueError as err:
         parser.error(str(err))
     out = args.out or Path("runs/leaderboard") / args.env_id.split("/")[-1]

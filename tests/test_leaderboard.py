@@ -51,7 +51,7 @@ def test_a_batch_runs_the_same_episodes_as_one_at_a_time(tiny_small_buffer):
 
 
 def test_the_leaderboard_resumes_reports_failures_and_writes_its_files(tiny_small_buffer, tmp_path, monkeypatch):
-    cfg = config(learners=("ppo_schedule",), timesteps=4, hyperparams={"ppo_schedule": TINY_PPO})
+    cfg = config(learners=("ppo_schedule",), timesteps={"ppo_schedule": 4}, hyperparams={"ppo_schedule": TINY_PPO})
     real_train = leaderboard.train_learner
     calls = []
 
@@ -87,6 +87,10 @@ def test_the_leaderboard_resumes_reports_failures_and_writes_its_files(tiny_smal
     report = json.loads(paths["json"].read_text())
     assert [e["policy"] for e in report["entries"]] == ["constant", "random", "static", "ppo_schedule"]
     assert "IQM gain" in paths["md"].read_text() and paths["png"].stat().st_size > 10_000
+    # another budget of the same learner would mix two experiments in one table: refused before any work
+    with Runner("local") as runner, pytest.raises(ValueError, match="another budget of ppo_schedule"):
+        run_leaderboard(config(learners=("ppo_schedule",), timesteps={"ppo_schedule": 8},
+                               hyperparams={"ppo_schedule": TINY_PPO}), runner, tmp_path, progress=False)
 
 
 def _counting(fn, seen):
@@ -131,3 +135,17 @@ def test_the_leaderboard_runs_unchanged_on_a_condensation_id(tmp_path):
     assert {r["policy"] for r in result.rows} == {"constant", "scripted"} and len(result.rows) == 4
     assert all(0 < r["test_accuracy"] <= 1 for r in result.rows)
     assert write_leaderboard(result, tmp_path)["md"].exists()
+
+
+def test_the_command_line_reads_budgets_per_learner():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ablate", Path(__file__).resolve().parents[1] / "scripts" / "ablate.py")
+    ablate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablate)
+    learners = ("ppo_schedule", "sac")
+    assert ablate.parse_timesteps(["320", "sac=4000"], learners) == {"ppo_schedule": 320, "sac": 4000}
+    for bad, message in (("-3", "positive integer"), ("td3=10", "not among the learners"), ("x", "positive integer")):
+        with pytest.raises(ValueError, match=message):
+            ablate.parse_timesteps([bad], learners)

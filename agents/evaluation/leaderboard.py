@@ -32,6 +32,7 @@ from agents.evaluation.cli import progress_bar
 from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, Cell, PolicySpec, cached_env, run_cell
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, SearchResult, search, search_space
+from agents.evaluation.reports import json_safe
 
 #: the policies that learn nothing and need no search, by leaderboard name -> registry baseline
 #: (``scripted``: the registry's ``schedule``, β annealed to 1 — named apart from the searched ``schedule`` oracle)
@@ -59,7 +60,7 @@ class LeaderboardConfig:
     :param eval_env_kwargs: the held-out configuration (e.g. ``split=heldout``).
     :param trials: trials per search, the constants included; ``parallel_trials`` asked at once.
     :param sampler: Optuna sampler; ``search_seed`` its seed.
-    :param timesteps: every learner's training budget (``None``: each YAML block's ``n_timesteps``).
+    :param timesteps: training budgets by learner name (a learner not named: its YAML block's ``n_timesteps``).
     :param hyperparams: per-learner overrides of the YAML block.
     :param workers: processes a batch of evaluation runs is split over.
     :param reps: bootstrap replications of the report's intervals; ``bootstrap_seed`` their seed.
@@ -78,7 +79,7 @@ class LeaderboardConfig:
     parallel_trials: int = 2
     sampler: str = "tpe"
     search_seed: int = 0
-    timesteps: int | None = None
+    timesteps: dict[str, int] = field(default_factory=dict)
     hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     objective: str = OBJECTIVE
     metric: str = METRIC
@@ -113,6 +114,11 @@ class LeaderboardConfig:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}: use one of {SAMPLERS}")
 
+    def settings_of(self, policy: str) -> dict[str, Any]:
+        """What a learner's cells depend on beyond the folder's configuration: its budget and overrides
+        (kept in each cell, so a folder can gain learners but never mix two budgets of one)."""
+        return {"timesteps": self.timesteps.get(policy), "hyperparams": self.hyperparams.get(policy, {})}
+
     @property
     def policies(self) -> tuple[str, ...]:
         """Every policy in report order: baselines, oracles, learners."""
@@ -136,6 +142,21 @@ def cell_path(out: Path, policy: str, run: int) -> Path:
 def failure_path(out: Path, policy: str, run: int) -> Path:
     """Where a failed cell's error is kept (removed when the cell succeeds)."""
     return Path(out) / "cells" / policy / f"seed{run}.failed.json"
+
+
+def read_cell(config: LeaderboardConfig, out: Path, policy: str, run: int) -> dict[str, Any] | None:
+    """A finished cell, or ``None`` when it is not finished.
+
+    :raises ValueError: the cell was made with another budget or overrides than ``config`` asks for.
+    """
+    path = cell_path(out, policy, run)
+    if not path.exists():
+        return None
+    cell = json.loads(path.read_text())
+    if cell.get("settings") != json_safe(config.settings_of(policy)):
+        raise ValueError(f"{path} was made with {cell.get('settings')}, not {json_safe(config.settings_of(policy))}: "
+                         f"use a new --out for another budget of {policy}, or the same settings to resume")
+    return cell
 
 
 @dataclass
@@ -162,13 +183,12 @@ def check_folder(config: LeaderboardConfig, out: Path) -> None:
     """
     from distill_core.common.report import write_json
 
-    from agents.evaluation.reports import json_safe
-
     path = Path(out) / "config.json"
     mine = json_safe(asdict(config))
     if path.exists():
         theirs = json.loads(path.read_text())
-        same = {k: v for k, v in theirs.items() if k not in ("learners", "baselines", "oracles", "train_seeds", "reps")}
+        same = {k: v for k, v in theirs.items()
+                if k not in ("learners", "baselines", "oracles", "train_seeds", "timesteps", "hyperparams", "reps")}
         if same != {k: v for k, v in mine.items() if k in same}:
             changed = sorted(k for k in same if same[k] != mine.get(k))
             raise ValueError(f"{out} holds a leaderboard with another configuration ({', '.join(changed)} differ): "
@@ -196,10 +216,9 @@ def run_leaderboard(config: LeaderboardConfig, runner: Runner, out: Path, *, pro
     rows, cells = [], []
     for policy in config.policies:
         for run in config.runs_of(policy):
-            path = cell_path(out, policy, run)
-            if not path.exists():
+            cell = read_cell(config, out, policy, run)
+            if cell is None:
                 continue
-            cell = json.loads(path.read_text())
             rows += [{"policy": policy, "kind": cell["kind"], "run": run, **row} for row in cell["rows"]]
             cells.append({k: cell[k] for k in ("policy", "run", "kind", "train", "evaluate_seconds", "seconds")}
                          | {"resumed": (policy, run) not in pending})
@@ -212,7 +231,7 @@ def run_cells(config: LeaderboardConfig, out: Path, searches: dict[str, dict[str
     from distill_core.common.report import write_json
 
     failed: list[dict[str, Any]] = []
-    pending = [(p, r) for p in config.policies for r in config.runs_of(p) if not cell_path(out, p, r).exists()]
+    pending = [(p, r) for p in config.policies for r in config.runs_of(p) if read_cell(config, out, p, r) is None]
     with progress_bar(len(pending), "leaderboard cells", progress) as bar:
         for policy, run in pending:
             t0 = time.perf_counter()
@@ -227,7 +246,7 @@ def run_cells(config: LeaderboardConfig, out: Path, searches: dict[str, dict[str
                 failed.append(record)
             else:
                 write_json({"format": FORMAT, "policy": policy, "run": run, "kind": policy_kind(policy, config),
-                            "train": train, "evaluate_seconds": time.perf_counter() - t1,
+                            "settings": json_safe(config.settings_of(policy)), "train": train, "evaluate_seconds": time.perf_counter() - t1,
                             "seconds": time.perf_counter() - t0, "rows": rows}, cell_path(out, policy, run))
                 failure_path(out, policy, run).unlink(missing_ok=True)
             if bar is not None:
@@ -271,7 +290,7 @@ def cell_policy(config: LeaderboardConfig, policy: str, run: int, out: Path, sea
     train: dict[str, Any] = {"model_dir": str(folder), "trained_before": True}
     if not (folder / "model.zip").exists():
         task = TrainTask(agent, whole_run_id(config.env_id) if whole_run else config.env_id, config.train_env_kwargs,
-                         run, config.timesteps, str(folder), config.search_seeds[:2],
+                         run, config.timesteps.get(policy), str(folder), config.search_seeds[:2],
                          dict(config.hyperparams.get(policy, {})), label=policy)
         train = runner.map(train_learner, [task])[0]
     return PolicySpec(policy, agent, model_dir=str(folder), whole_run=whole_run), train
