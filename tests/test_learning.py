@@ -40,7 +40,8 @@ EVAL_CONTEXTS = EVAL_CONTEXTS.astype(np.float32)
 
 
 class ContextualTarget(gym.Env):
-    """One step: observe a context ``c`` in ``[-1, 1]²``, act ``a`` in ``[-1, 1]²``, get ``−‖a − (W c + b)‖²``."""
+    """One step: observe a context ``c`` in ``[-1, 1]²``, act ``a`` in ``[-1, 1]²``, get ``−‖a − (W c + b)‖²``
+    (the reward of the whole episode)."""
 
     def __init__(self) -> None:
         self.observation_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
@@ -134,7 +135,8 @@ def shortfalls(before: float, after: float) -> list[str]:
     """What keeps a before/after pair from showing learning (empty: it shows learning)."""
     found = []
     if not after <= 0.5 * before:
-        found.append(f"recovered {1 - after / before:.2f} of the gap to the optimum (needs 0.5): loss {before:.4f} -> {after:.4f}")
+        found.append(f"recovered {1 - after / before:.2f} of the gap to the optimum (needs 0.5): "
+                     f"loss {before:.4f} -> {after:.4f}")
     if not after < 0.5 * CONTEXT_FREE_LOSS:
         found.append(f"loss {after:.4f} is not under half the best context-free action's ({CONTEXT_FREE_LOSS:.4f})")
     return found
