@@ -48,8 +48,12 @@ BASELINE_AGENTS: dict[str, type[BaselinePolicy]] = {
 }
 
 #: RL Zoo keys that configure the experiment rather than the algorithm (``vector_workers`` is this
-#: project's: the processes an id's native vector env splits its ``n_envs`` runs over)
-ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs", "vector_workers")
+#: project's: the processes an id's native vector env splits its ``n_envs`` runs over; ``noise_type``
+#: and ``noise_std`` become an off-policy agent's ``action_noise``, as in the RL Zoo)
+ZOO_SETTINGS = ("n_timesteps", "policy", "normalize", "n_envs", "env_kwargs", "vector_workers", "noise_type",
+                "noise_std")
+#: the RL Zoo's ``noise_type`` values, by name -> SB3 action-noise class name
+ACTION_NOISES = {"normal": "NormalActionNoise", "ornstein-uhlenbeck": "OrnsteinUhlenbeckActionNoise"}
 #: RL Zoo keys this project does not apply; a block that sets one is refused rather than half-obeyed
 UNSUPPORTED_ZOO_SETTINGS = {
     "env_wrapper": "a policy that should read only some observation entries names them with "
@@ -146,6 +150,11 @@ def make_agent(
     policy = zoo.get("policy", "MlpLstmPolicy" if name == "recurrent_ppo" else "MlpPolicy")
     if isinstance(algo_kwargs.get("policy_kwargs"), dict):
         algo_kwargs["policy_kwargs"] = resolve_policy_kwargs(algo_kwargs["policy_kwargs"], env)
+    if "noise_type" in zoo:
+        algo_kwargs["action_noise"] = action_noise(zoo["noise_type"], zoo.get("noise_std", 0.1), env.action_space)
+    elif "noise_std" in zoo:
+        raise ValueError("noise_std without noise_type: add noise_type (one of "
+                         f"{sorted(ACTION_NOISES)}) to the block")
     return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, device=device, **algo_kwargs)
 
 
@@ -167,6 +176,21 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any], env: Any) -> dict[str, 
         extractor_kwargs.setdefault("names", tuple(observation_names(env)))
         resolved["features_extractor_kwargs"] = extractor_kwargs
     return resolved
+
+
+def action_noise(noise_type: str, noise_std: float, action_space: Any) -> Any:
+    """The RL Zoo's ``noise_type`` / ``noise_std`` as an SB3 action noise over ``action_space``'s entries
+    (``noise_std`` in SB3's rescaled action units, [-1, 1], one value for every entry)."""
+    import numpy as np
+    from stable_baselines3.common import noise
+
+    if noise_type not in ACTION_NOISES:
+        raise ValueError(f"unknown noise_type {noise_type!r}: use one of {sorted(ACTION_NOISES)}")
+    std = float(noise_std)
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"noise_std must be a positive number, got {noise_std!r}")
+    size = int(np.prod(action_space.shape))
+    return getattr(noise, ACTION_NOISES[noise_type])(mean=np.zeros(size), sigma=np.full(size, std))
 
 
 def observation_names(env: Any) -> tuple[str, ...]:

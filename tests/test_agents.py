@@ -46,6 +46,24 @@ def test_unsupported_zoo_settings_are_refused_not_ignored():
     assert split_zoo_settings({"n_envs": 2, "learning_rate": 0.001}) == ({"learning_rate": 0.001}, {"n_envs": 2})
 
 
+def test_zoo_noise_keys_become_action_noise(digits_teacher):
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    env = gym.make(DIGITS, **TINY)
+    agent = make_agent("td3", env, env_id=DIGITS, hyperparams={"noise_type": "normal", "noise_std": 0.2}, device="cpu")
+    assert isinstance(agent.action_noise, NormalActionNoise)
+    assert np.allclose(agent.action_noise._sigma, 0.2) and agent.action_noise._sigma.shape == env.action_space.shape
+    ou = make_agent("ddpg", env, hyperparams={"noise_type": "ornstein-uhlenbeck", "noise_std": 0.1}, device="cpu")
+    assert isinstance(ou.action_noise, OrnsteinUhlenbeckActionNoise)
+    assert make_agent("td3", env, hyperparams={}, device="cpu").action_noise is None
+    with pytest.raises(ValueError, match="unknown noise_type 'gaussian'"):
+        make_agent("td3", env, hyperparams={"noise_type": "gaussian"}, device="cpu")
+    with pytest.raises(ValueError, match="noise_std without noise_type"):
+        make_agent("td3", env, hyperparams={"noise_std": 0.1}, device="cpu")
+    with pytest.raises(ValueError, match="noise_std must be a positive number"):
+        make_agent("td3", env, hyperparams={"noise_type": "normal", "noise_std": float("nan")}, device="cpu")
+
+
 @pytest.mark.parametrize("name", list_agents())
 def test_every_agent_trains_and_acts(name, digits_teacher):
     env = gym.make(DIGITS, **TINY)
