@@ -76,14 +76,14 @@ def runner_from_arguments(args: Any) -> Runner:
 
 
 @contextmanager
-def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[Any]:
-    """A tqdm bar of ``total`` steps (``None`` when not ``enabled``), closed afterwards."""
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "episode") -> Iterator[Any]:
+    """A tqdm bar of ``total`` ``unit``\ s (``None`` when not ``enabled``), closed afterwards."""
     if not enabled:
         yield None
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="episode", dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
     try:
         yield bar
     finally:

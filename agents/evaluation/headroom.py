@@ -199,7 +199,7 @@ def run_headroom(config: HeadroomConfig, runner: Runner, *, out: Path | None = N
                                dict(config.hyperparams.get(name, {})), progress and runner.backend == "local", label=name)
                      for name in names]
             t0 = time.perf_counter()
-            with progress_bar(len(tasks), "train", progress) as bar:
+            with progress_bar(len(tasks), "train", progress, unit="learner") as bar:
                 learners.update({r["label"]: r for r in runner.map(train_learner, tasks, bar=bar)})
             timings["train"] = time.perf_counter() - t0
         specs = [policy_spec(name, searches, learners) for name in config.policies]

@@ -232,7 +232,7 @@ def run_cells(config: LeaderboardConfig, out: Path, searches: dict[str, dict[str
 
     failed: list[dict[str, Any]] = []
     pending = [(p, r) for p in config.policies for r in config.runs_of(p) if read_cell(config, out, p, r) is None]
-    with progress_bar(len(pending), "leaderboard cells", progress) as bar:
+    with progress_bar(len(pending), "leaderboard", progress, unit="cell") as bar:
         for policy, run in pending:
             t0 = time.perf_counter()
             try:
