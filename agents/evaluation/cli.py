@@ -77,7 +77,7 @@ def runner_from_arguments(args: Any) -> Runner:
 
 @contextmanager
 def progress_bar(total: int, desc: str, enabled: bool, unit: str = "episode") -> Iterator[Any]:
-    """A tqdm bar of ``total`` ``unit``\ s (``None`` when not ``enabled``), closed afterwards."""
+    """A tqdm bar counting ``total`` items of ``unit`` (``None`` when not ``enabled``), closed afterwards."""
     if not enabled:
         yield None
         return
