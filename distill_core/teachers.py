@@ -30,6 +30,7 @@ TEACHER_FORMAT = "distill-gym/teacher/v1"
 DEFAULT_TEACHERS: dict[str, tuple[str, TrainRecipe]] = {
     "digits": ("mlp_bn", TrainRecipe(epochs=30, batch_size=64, lr=0.05)),
     "mnist1d": ("mlp_bn", TrainRecipe(epochs=60, batch_size=128, lr=0.05)),
+    "mnist1d_large": ("mlp_bn_deep", TrainRecipe(epochs=20, batch_size=128, lr=0.05)),
     "fashion_mnist": ("convnet_bn", TrainRecipe(epochs=30, batch_size=128, lr=0.05, max_shift=2, hflip=True)),
     "mnist": ("lenet5_bn", TrainRecipe(epochs=5, batch_size=128, lr=0.05, max_shift=2)),
     "cifar10": ("resnet_small", TrainRecipe(epochs=30, batch_size=128, lr=0.1, max_shift=4, hflip=True)),
@@ -38,6 +39,7 @@ DEFAULT_TEACHERS: dict[str, tuple[str, TrainRecipe]] = {
 #: The student paired with each teacher architecture by default.
 DEFAULT_STUDENTS: dict[str, str] = {
     "mlp_bn": "mlp_bn_half",
+    "mlp_bn_deep": "mlp_bn_half",
     "convnet_bn": "convnet_bn_half",
     "lenet5_bn": "lenet5_half",
     "resnet_small": "convnet_bn_half",

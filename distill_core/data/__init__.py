@@ -1,4 +1,4 @@
-"""Data sets by name (``digits``, ``mnist1d``, ``fashion_mnist``, ``mnist``, ``cifar10``).
+"""Data sets by name (``digits``, ``mnist1d``, ``mnist1d_large``, ``fashion_mnist``, ``mnist``, ``cifar10``).
 
     data = load_dataset("fashion_mnist", seed=0)
     data.x_train.shape  # (54000, 1, 28, 28), normalised

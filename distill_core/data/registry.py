@@ -15,7 +15,7 @@ Where the files are looked for, first hit wins:
 * ``cifar10``: ``root`` / ``$DISTILL_GYM_CIFAR10`` (``cifar-10-batches-py`` or its parent), then
   ``data_dir()/cifar-10-batches-py``, then torchvision's download. Read by our reader either way:
   torchvision's class md5-checks every file and only fetches here.
-* ``digits`` (scikit-learn's bundled copy) and ``mnist1d`` (generated) need no files.
+* ``digits`` (scikit-learn's bundled copy), ``mnist1d`` and ``mnist1d_large`` (generated) need no files.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def load_dataset(
     :param root: a folder with the data set's files; takes precedence over the environment variable
         (``DISTILL_GYM_FASHION_MNIST``, ``DISTILL_GYM_MNIST``, ``DISTILL_GYM_CIFAR10``) and the defaults.
         An explicit folder (argument or variable) that lacks the files is an error, not skipped.
-        Ignored by ``digits`` and ``mnist1d``, which need no files.
+        Ignored by ``digits`` and the generated MNIST-1D sets, which need no files.
     :param val_fraction: share of the training set held out for validation, in ``[0, 1)``.
     :param seed: selects the validation split (the test split never depends on it).
     :param download: let torchvision download the files when they are found nowhere locally.
@@ -304,9 +304,15 @@ def _digits(folder: Path | None) -> RawData:
 
 
 # ------------------------------------------------------------------------------------------------ mnist1d
-@register_dataset("mnist1d")
-def _mnist1d(folder: Path | None) -> RawData:
-    """MNIST-1D generated locally by the ``mnist1d`` package with its default arguments (4 000 / 1 000).
+#: samples of ``mnist1d_large`` (train and test together): a training set large enough that a replay buffer
+#: of 5–10 % of it is tens of KD batches, as in the SSD-KD paper
+MNIST1D_LARGE_SAMPLES = 40_000
+
+
+def generate_mnist1d(num_samples: int | None, label: str) -> RawData:
+    """MNIST-1D made by the ``mnist1d`` package: its default arguments, with ``num_samples`` samples (80 %
+    train, 20 % test) when given. ``make_dataset`` seeds numpy's and Python's global generators; their
+    states are restored afterwards.
 
     The generator standardises train and test together, so the whole set's mean / std are 0 / 1.
     """
@@ -314,16 +320,31 @@ def _mnist1d(folder: Path | None) -> RawData:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as err:
         raise ImportError(f"MNIST-1D needs the mnist1d package: pip install 'distill-gym[mnist1d]' ({err})") from err
-    np_state, py_state = np.random.get_state(), random.getstate()  # make_dataset seeds both global generators
+    args = get_dataset_args()
+    if num_samples is not None:
+        args.num_samples = num_samples
+    np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        generated = make_dataset(get_dataset_args())
+        generated = make_dataset(args)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
     x_train = np.asarray(generated["x"], dtype=np.float32)[:, None]
     x_test = np.asarray(generated["x_test"], dtype=np.float32)[:, None]
     return RawData(x_train, np.asarray(generated["y"], dtype=np.int64), x_test, np.asarray(generated["y_test"], dtype=np.int64),
-                   DIGIT_CLASSES, (0.0,), (1.0,), "mnist1d generator (default arguments)", stratify=True)
+                   DIGIT_CLASSES, (0.0,), (1.0,), label, stratify=True)
+
+
+@register_dataset("mnist1d")
+def _mnist1d(folder: Path | None) -> RawData:
+    """MNIST-1D with the package's default arguments (5 000 samples: 4 000 train / 1 000 test)."""
+    return generate_mnist1d(None, "mnist1d generator (default arguments)")
+
+
+@register_dataset("mnist1d_large")
+def _mnist1d_large(folder: Path | None) -> RawData:
+    """MNIST-1D with :data:`MNIST1D_LARGE_SAMPLES` samples (32 000 train / 8 000 test), otherwise the defaults."""
+    return generate_mnist1d(MNIST1D_LARGE_SAMPLES, f"mnist1d generator ({MNIST1D_LARGE_SAMPLES} samples)")
 
 
 # ----------------------------------------------------------------------------------- IDX: (Fashion-)MNIST

@@ -1,4 +1,5 @@
-"""MLP with BatchNorm: the teacher (and, at half width, the student) for 8×8 digits and MNIST-1D."""
+"""MLP with BatchNorm: the teacher (and, at half width, the student) for 8×8 digits and MNIST-1D; a deeper
+teacher for the large MNIST-1D set."""
 
 from __future__ import annotations
 
@@ -29,4 +30,10 @@ class MLP(ZooModel):
 
 def mlp_bn_half(input_shape: tuple[int, ...], num_classes: int, width: int = 128, depth: int = 2) -> MLP:
     """The student: :class:`MLP` with ``width`` 128 by default."""
+    return MLP(input_shape, num_classes, width=width, depth=depth)
+
+
+def mlp_bn_deep(input_shape: tuple[int, ...], num_classes: int, width: int = 256, depth: int = 3) -> MLP:
+    """The large MNIST-1D teacher: :class:`MLP` with three hidden layers. Linear and BatchNorm only, so it
+    stacks across lockstep runs, where a 1-D CNN would not."""
     return MLP(input_shape, num_classes, width=width, depth=depth)
