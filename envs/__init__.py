@@ -78,6 +78,9 @@ FAST_IDS: dict[str, Any] = {
                                                                      priority_knobs=False),
     "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1": ScenarioConfig(family="mnist1d_small_buffer_fast", class_knobs=False,
                                                                       priority_knobs=False),
+    # the paper's regime (a buffer of 5–10 % of the training set, tens of KD batches): every selection and
+    # modulation knob exposed, per-class ones included
+    "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1": ScenarioConfig(family="mnist1d_paper"),
 }
 
 #: Every id and its preset.
@@ -110,6 +113,7 @@ SCHEDULE_IDS: dict[str, str] = {
     "DistillGym/SSDKD-MNIST1D-SmallBuffer-Schedule-v0": "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v0",
     "DistillGym/SSDKD-Digits-SmallBuffer-Schedule-v1": "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1",
     "DistillGym/SSDKD-MNIST1D-SmallBuffer-Schedule-v1": "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1",
+    "DistillGym/SSDKD-MNIST1D-Paper-Schedule-v1": "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1",
 }
 for _env_id, _inner_id in SCHEDULE_IDS.items():
     if _env_id not in registry:

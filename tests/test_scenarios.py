@@ -29,9 +29,25 @@ def test_training_and_heldout_instances_are_disjoint_and_cover_the_grid():
         assert not {s.name for s in train} & {s.name for s in heldout}
         assert not {s.overrides["teacher_seed"] for s in train} & {s.overrides["teacher_seed"] for s in heldout}
         shares = sorted({s.overrides["buffer_capacity"] for s in train})
-        largest = 0.02 if "small_buffer" in family else 0.10  # the -v1 ids' families too (digits_small_buffer_fast)
-        assert shares[0] == round(0.01 * 1295) and shares[-1] == round(largest * 1295)  # 1 % to 10 % (2 %) of the training set
+        # 1 % to 10 % of the training set; 1–2 % for the small buffers (-v1's too), 5–10 % for the paper regime
+        smallest, largest = (0.01, 0.02) if "small_buffer" in family else (0.05, 0.10) if "paper" in family else (0.01, 0.10)
+        assert shares[0] == round(smallest * 1295) and shares[-1] == round(largest * 1295)
         assert all(s.overrides["synth_batch"] <= s.overrides["buffer_capacity"] for s in train + heldout)
+
+
+def test_the_paper_regime_keeps_tens_of_kd_batches_and_makes_an_eighth_of_the_buffer_a_round():
+    from distill_core.ssdkd.config import preset
+
+    train_size = round(40_000 * 0.8 * 0.9)  # mnist1d_large: 80 % train, 10 % of it for validation
+    kd_batch = preset(FAMILIES["mnist1d_paper"].preset).kd_batch
+    for split in ("train", "heldout"):
+        runs = instances("mnist1d_paper", split, train_size)
+        assert {s.imbalance for s in runs} == {1.0, 10.0, 100.0}
+        for s in runs:
+            assert s.overrides["buffer_capacity"] >= 20 * kd_batch  # a batch is a small part of the buffer
+            assert s.overrides["synth_batch"] == s.overrides["buffer_capacity"] // 8
+    # the other families keep half the buffer new each round (capacity // 2, odd capacities included)
+    assert [s.overrides["synth_batch"] for s in instances("digits_small_buffer", "train", 1295)][:3] == [6, 6, 6]
 
 
 def test_the_draw_follows_the_seed(tiny_family):

@@ -63,6 +63,7 @@ class Family:
         class kept a tenth of its examples).
     :param train_teachers: teacher seeds of the training instances.
     :param heldout_teachers: teacher seeds of the held-out instances (never trained or searched on).
+    :param synth_share: share of the buffer made anew each round (a partial update, as in the paper).
     """
 
     preset: str
@@ -71,6 +72,7 @@ class Family:
     imbalances: tuple[float, ...] = (1.0, 10.0)
     train_teachers: tuple[int, ...] = (0, 1, 2)
     heldout_teachers: tuple[int, ...] = (3, 4)
+    synth_share: float = 0.5
 
 
 FAMILIES: dict[str, Family] = {
@@ -83,6 +85,10 @@ FAMILIES: dict[str, Family] = {
     # the same instances on the fast tier's presets (the -v1 ids)
     "digits_small_buffer_fast": Family("digits_fast", buffer_shares=(0.01, 0.015, 0.02)),
     "mnist1d_small_buffer_fast": Family("mnist1d_fast", buffer_shares=(0.01, 0.015, 0.02)),
+    # the paper's regime: a buffer of 5–10 % of a 28 800-sample training set (1 440–2 880 samples, 22–45 KD
+    # batches), so priority sampling chooses what a batch holds; balanced and long-tailed teachers
+    "mnist1d_paper": Family("mnist1d_paper", buffer_shares=(0.05, 0.075, 0.10), imbalances=(1.0, 10.0, 100.0),
+                            synth_share=0.125),
 }
 
 
@@ -98,8 +104,7 @@ def instances(family: str, split: str, train_size: int) -> tuple[Scenario, ...]:
     out = []
     for share, rounds, imbalance, teacher in itertools.product(fam.buffer_shares, fam.rounds, fam.imbalances, teachers):
         capacity = max(8, round(share * train_size))
-        # half the buffer is made anew each round: a partial update, as in the paper
-        synth = max(4, capacity // 2)
+        synth = max(4, int(fam.synth_share * capacity))  # floor: capacity // 2 at the default share
         tail = "" if imbalance == 1.0 else f"-lt{imbalance:g}"
         out.append(Scenario(f"{family}-buf{100 * share:g}%-r{rounds}{tail}-t{teacher}", fam.preset,
                             dict(buffer_capacity=capacity, synth_batch=synth, rounds=rounds, teacher_seed=teacher),
