@@ -11,6 +11,12 @@ seeds together on the lockstep engine (what the fast tier's envs run), one torch
     python scripts/bench_presets.py --presets digits digits_fast --seeds 0-7
     python scripts/bench_presets.py --families digits_small_buffer digits_small_buffer_fast --seeds 0-15
     python scripts/bench_presets.py --families digits_small_buffer_fast --seeds 0-15 --engine lockstep
+    python scripts/bench_presets.py --families mnist1d_paper --split heldout --seeds 2000-2059 \
+        --methods ssdkd memory_bank real_kd          # the baselines on each drawn instance, beside its teacher
+
+``--methods`` runs each family instance as SSD-KD and as its baselines on the same harness (serial engine):
+the memory bank, KD on as many real training samples as SSD-KD synthesises (the teacher's training split),
+DeepInversion; the table gives each instance's teacher test accuracy beside them.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from distill_core.ssdkd.config import preset
 from distill_core.ssdkd.lockstep import LockstepSSDKD
 from distill_core.ssdkd.lockstep_process import RunSource
 from distill_core.ssdkd.process import SSDKDProcess
+from distill_core.ssdkd.runner import METHODS, method_config
 from distill_core.ssdkd.scenarios import ScenarioConfig, ScenarioProcess
 
-HEADERS = ["preset / family", "runs", "final test accuracy % (mean ± std)", "s / run (mean)", "diverged"]
+HEADERS = ["preset / family", "runs", "teacher test accuracy %", "final test accuracy % (mean ± std)", "s / run (mean)",
+           "diverged"]
 
 
 def run_once(process: SSDKDProcess, seed: int) -> dict[str, Any]:
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", nargs="+", default=["0-7"])
     parser.add_argument("--engine", choices=["serial", "lockstep"], default="serial",
                         help="serial SSDKDProcess runs, or all seeds together on the lockstep engine (fast-tier presets)")
+    parser.add_argument("--methods", nargs="+", default=["ssdkd"], choices=[m for m in METHODS if m != "real_full"],
+                        help="the families' runs as SSD-KD and / or its baselines (serial engine; default %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="runs/bench/presets.json")
     parser.add_argument("--no-progress", action="store_true")
@@ -86,15 +96,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.presets if args.engine == "serial" else ():
         process = SSDKDProcess(replace(preset(name), device="cpu"))
         results[name] = [run_once(process, s) for s in tqdm(seeds, desc=name, disable=args.no_progress)]
+    if args.engine == "lockstep" and args.methods != ["ssdkd"]:
+        parser.error("--methods runs on the serial engine (the lockstep engine runs SSD-KD only)")
     for family in args.families if args.engine == "serial" else ():
         scenarios = ScenarioProcess(ScenarioConfig(family=family, split=args.split, device="cpu"))
-        rows = []
-        for s in tqdm(seeds, desc=family, disable=args.no_progress):
-            index = scenarios.instance_index(s)
-            rows.append({**run_once(scenarios.instance_process(index), s), "instance": scenarios.instances[index].name})
-        results[family] = rows
+        for method in args.methods:
+            rows = []
+            for s in tqdm(seeds, desc=f"{family} {method}", disable=args.no_progress):
+                index = scenarios.instance_index(s)
+                inner = scenarios.instance_process(index)
+                process = inner if method == "ssdkd" else SSDKDProcess(
+                    method_config(method, inner.config, len(inner.data.x_train)), teacher=inner.teacher, data=inner.data)
+                rows.append({**run_once(process, s), "instance": scenarios.instances[index].name,
+                             "teacher_accuracy": inner.teacher.metrics.get("test_accuracy", float("nan"))})
+            results[family if args.methods == ["ssdkd"] else f"{family} / {method}"] = rows
     table = markdown_table(HEADERS, [
-        [name, len(rows), f"{100 * np.mean([r['test_accuracy'] for r in rows]):.2f} ± {100 * np.std([r['test_accuracy'] for r in rows]):.2f}",
+        [name, len(rows), f"{100 * np.mean([r['teacher_accuracy'] for r in rows]):.2f}" if "teacher_accuracy" in rows[0] else "",
+         f"{100 * np.mean([r['test_accuracy'] for r in rows]):.2f} ± {100 * np.std([r['test_accuracy'] for r in rows]):.2f}",
          f"{np.mean([r['seconds'] for r in rows]):.2f}", sum(r["diverged"] for r in rows)] for name, rows in results.items()])
     command = "python scripts/bench_presets.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)

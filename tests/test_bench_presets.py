@@ -21,3 +21,21 @@ def test_presets_benchmark_runs_both_engines(tmp_path, monkeypatch, digits_teach
         assert name == ("tiny_fast" if engine == "serial" else "tiny_fast (lockstep)")
         assert [r["seed"] for r in rows] == [0, 1, 2] and all(0 <= r["test_accuracy"] <= 1 for r in rows)
         assert "| preset / family | runs |" in out.with_suffix(".md").read_text()
+
+
+def test_a_family_runs_as_ssdkd_and_its_baselines_beside_its_teacher(tmp_path, monkeypatch, digits_teacher):
+    from env_configs import use_tiny_family
+
+    use_tiny_family(monkeypatch, "digits_small_buffer_fast", (0.02,))
+    main = runpy.run_path("scripts/bench_presets.py")["main"]
+    out = tmp_path / "family.json"
+    main(["--families", "digits_small_buffer_fast", "--seeds", "0-1", "--methods", "ssdkd", "memory_bank", "real_kd",
+          "--out", str(out), "--no-progress"])
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == [f"digits_small_buffer_fast / {m}" for m in ("ssdkd", "memory_bank", "real_kd")]
+    ssdkd, bank, real = results.values()
+    for rows in (bank, real):  # the same instance and teacher as the SSD-KD run of each seed
+        assert [r["instance"] for r in rows] == [r["instance"] for r in ssdkd]
+        assert [r["teacher_accuracy"] for r in rows] == [r["teacher_accuracy"] for r in ssdkd]
+    assert all(0.5 < r["teacher_accuracy"] <= 1 for r in ssdkd)
+    assert [r["test_accuracy"] for r in real] != [r["test_accuracy"] for r in ssdkd]  # another method, another student
