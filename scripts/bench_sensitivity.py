@@ -1,6 +1,6 @@
 """Sensitivity map: each env's headroom per knob group. For every env and group (selection: α, β, per-class
 priority; modulation: γ, diversity, per-class targets; replacement; learning rate), the static and schedule
-searches move that group alone, the rest at the paper's constants (training instances and seeds, scored
+searches move that group alone (or selection and modulation together), the rest at the paper's constants (training instances and seeds, scored
 by validation accuracy); each best runs on the held-out instances and seeds beside the constants, and the
 paired gain in final test accuracy gets a bootstrap 95 % CI.
 
@@ -34,7 +34,8 @@ DEFAULTS = SensitivityConfig()
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-ids", nargs="+", default=[DEFAULTS.env_id], metavar="ID")
-    parser.add_argument("--groups", nargs="+", default=list(KNOB_GROUPS), choices=list(KNOB_GROUPS))
+    parser.add_argument("--groups", nargs="+", default=list(DEFAULTS.groups), choices=list(KNOB_GROUPS),
+                        help="knob groups (default %(default)s; selection_modulation searches both together)")
     parser.add_argument("--kinds", nargs="+", default=list(SEARCHED), choices=list(SEARCHED))
     parser.add_argument("--search-seeds", nargs="+", default=["1000-1009"], metavar="SEED",
                         help="training seeds every trial runs on (default %(default)s)")

@@ -13,8 +13,8 @@ import pytest
 import agents.evaluation.sensitivity as sensitivity
 import envs  # noqa: F401
 from agents.evaluation.batched import close_vector_envs
-from agents.evaluation.sensitivity import KNOB_GROUPS, SensitivityConfig, group_dims, paired_gain, run_sensitivity
-from agents.evaluation.sensitivity_report import gain_matrix, plot_sensitivity, sensitivity_markdown
+from agents.evaluation.sensitivity import BASIC_GROUPS, SensitivityConfig, group_dims, paired_gain, run_sensitivity
+from agents.evaluation.sensitivity_report import compact_knobs, gain_matrix, plot_sensitivity, sensitivity_markdown
 from env_configs import TINY_SSDKD
 
 DIGITS = "DistillGym/SSDKD-Digits-v1"
@@ -36,8 +36,9 @@ def test_groups_expand_per_class_knobs_and_keep_only_what_the_env_exposes(digits
     assert group_dims(env, "learning_rate") == []  # lr_knob is off in this configuration
     plain = gym.make(DIGITS, **TINY_SSDKD)
     assert group_dims(plain, "selection") == ["alpha", "beta"]
-    # every knob of the SSD-KD env belongs to exactly one group
-    every = [k for knobs in KNOB_GROUPS.values() for k in knobs]
+    assert group_dims(env, "selection_modulation") == group_dims(env, "selection") + group_dims(env, "modulation")
+    # every knob of the SSD-KD env belongs to exactly one basic group
+    every = [k for knobs in BASIC_GROUPS.values() for k in knobs]
     assert sorted(every) == sorted(spec.name for spec in gym.make(DIGITS, **{**TINY, "replace_knob": True,
                                                                               "lr_knob": True}).unwrapped.knob_specs)
     with pytest.raises(ValueError, match="unknown knob group 'speed'.*selection"):
@@ -53,6 +54,11 @@ def test_the_paired_gain_is_taken_seed_by_seed():
     assert -1.0 - 1e-9 <= gain["ci"][0] < gain["gain"] < gain["ci"][1] <= 3.0 + 1e-9
     with pytest.raises(ValueError, match="same held-out seeds"):
         paired_gain(rows[:2], reference)
+
+
+def test_per_class_knobs_are_reported_as_their_range():
+    values = {"alpha": 0.6, "class_priority/0": 0.5, "class_priority/1": 2.0, "class_priority/2": 1.0}
+    assert compact_knobs(values) == "alpha 0.6, class_priority 0.5–2 (3)"
 
 
 def test_bad_configurations_are_refused_by_name():
@@ -91,7 +97,7 @@ def test_a_group_moves_only_its_own_entries_cells_are_kept_and_the_map_is_writte
     labels, groups, gain, low, high = gain_matrix([again])
     assert labels == ["SSDKD-Digits-v1 (static)"] and groups == ["selection"] and gain[0, 0] == pytest.approx(cell["gain"])
     table = sensitivity_markdown([again])
-    assert "| SSDKD-Digits-v1 (static) |" in table and "class_priority/0" in table
+    assert "| SSDKD-Digits-v1 (static) |" in table and "class_priority " in table and "(10)" in table
     png = plot_sensitivity([again], tmp_path / "map.png", title="test")
     assert png.stat().st_size > 1000
 

@@ -29,14 +29,18 @@ from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, Cell, Policy
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, knob_values, search, search_space
 from agents.evaluation.statistics import bootstrap_ci
 
-#: knob groups by what they act on; per-class knobs are searched entry by entry (a tied one only rescales a
-#: normalised draw). A group keeps the knobs the env exposes; an env exposing none of a group skips it.
-KNOB_GROUPS: dict[str, tuple[str, ...]] = {
+#: SSD-KD's knobs by what they act on, each in one group; per-class knobs are searched entry by entry (a
+#: tied one only rescales a normalised draw). A group keeps the knobs the env exposes; an env exposing none
+#: of a group skips it.
+BASIC_GROUPS: dict[str, tuple[str, ...]] = {
     "selection": ("alpha", "beta", "class_priority"),
     "modulation": ("gamma", "diversity", "class_weights"),
     "replacement": ("replace_fraction",),
     "learning_rate": ("lr_scale",),
 }
+#: the basic groups and ``selection_modulation``: what SSD-KD adds to a data-free KD loop, searched together
+KNOB_GROUPS: dict[str, tuple[str, ...]] = {
+    **BASIC_GROUPS, "selection_modulation": BASIC_GROUPS["selection"] + BASIC_GROUPS["modulation"]}
 
 
 def group_dims(env: Any, group: str) -> list[str]:
@@ -74,7 +78,7 @@ class SensitivityConfig:
     """
 
     env_id: str = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
-    groups: tuple[str, ...] = tuple(KNOB_GROUPS)
+    groups: tuple[str, ...] = tuple(BASIC_GROUPS)
     kinds: tuple[str, ...] = tuple(SEARCHED)
     train_env_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "train"})
     eval_env_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "heldout"})
@@ -189,4 +193,4 @@ def run_sensitivity(config: SensitivityConfig, out: Path, *, progress: bool = Tr
     return result
 
 
-__all__ = ["KNOB_GROUPS", "SensitivityConfig", "cell_path", "evaluate_spec", "group_dims", "paired_gain", "run_sensitivity"]
+__all__ = ["BASIC_GROUPS", "KNOB_GROUPS", "SensitivityConfig", "cell_path", "evaluate_spec", "group_dims", "paired_gain", "run_sensitivity"]

@@ -34,6 +34,16 @@ def gain_matrix(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]
     return labels, groups, gain, low, high
 
 
+def compact_knobs(values: dict[str, float]) -> str:
+    """``alpha 0.6, class_priority 0.41–2.3 (10)``: scalar knobs by value, a per-class knob's entries
+    (``name/i``) as their range and count."""
+    groups: dict[str, list[float]] = {}
+    for name, value in values.items():
+        groups.setdefault(name.split("/")[0], []).append(float(value))
+    return ", ".join(f"{name} {v[0]:.3g}" if len(v) == 1 else f"{name} {min(v):.3g}–{max(v):.3g} ({len(v)})"
+                     for name, v in groups.items())
+
+
 def sensitivity_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The map as a table (gain in points of final test accuracy, its 95 % CI; ``—``: the env exposes no
     knob of the group), then every cell's searched knobs, best values and timings."""
@@ -49,7 +59,7 @@ def sensitivity_markdown(results: Sequence[dict[str, Any]]) -> str:
               "wins | diverged | search s | eval s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         for c in result["cells"]:
-            knobs = " → ".join(", ".join(f"{k} {v:.3g}" for k, v in kv.items()) for kv in c["knobs"])
+            knobs = " → ".join(compact_knobs(kv) for kv in c["knobs"])
             lines.append(f"| {env_label(result['config']['env_id'])} | {c['group']} | {c['kind']} | {len(c['dims'])} | {knobs} | "
                          f"{100 * c['constants_search_value']:.2f} → {100 * c['best_search_value']:.2f} (trial {c['best_trial']}) | "
                          f"{100 * c['win_rate']:.0f} % | {c['diverged']} | {c['search_seconds']:.0f} | {c['eval_seconds']:.0f} |")
@@ -83,4 +93,4 @@ def plot_sensitivity(results: Sequence[dict[str, Any]], path: Path, *, title: st
     return save_figure(fig, path)
 
 
-__all__ = ["env_label", "gain_matrix", "plot_sensitivity", "sensitivity_markdown"]
+__all__ = ["compact_knobs", "env_label", "gain_matrix", "plot_sensitivity", "sensitivity_markdown"]
