@@ -108,12 +108,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 process = inner if method == "ssdkd" else SSDKDProcess(
                     method_config(method, inner.config, len(inner.data.x_train)), teacher=inner.teacher, data=inner.data)
                 rows.append({**run_once(process, s), "instance": scenarios.instances[index].name,
+                             "imbalance": scenarios.instances[index].imbalance,
                              "teacher_accuracy": inner.teacher.metrics.get("test_accuracy", float("nan"))})
             results[family if args.methods == ["ssdkd"] else f"{family} / {method}"] = rows
     table = markdown_table(HEADERS, [
         [name, len(rows), f"{100 * np.mean([r['teacher_accuracy'] for r in rows]):.2f}" if "teacher_accuracy" in rows[0] else "",
          f"{100 * np.mean([r['test_accuracy'] for r in rows]):.2f} ± {100 * np.std([r['test_accuracy'] for r in rows]):.2f}",
          f"{np.mean([r['seconds'] for r in rows]):.2f}", sum(r["diverged"] for r in rows)] for name, rows in results.items()])
+    by_teacher = [[f"{name}, teacher ×{imbalance:g}", len(part), f"{100 * np.mean([r['teacher_accuracy'] for r in part]):.2f}",
+                   f"{100 * np.mean([r['test_accuracy'] for r in part]):.2f} ± {100 * np.std([r['test_accuracy'] for r in part]):.2f}",
+                   f"{np.mean([r['seconds'] for r in part]):.2f}", sum(r["diverged"] for r in part)]
+                  for name, rows in results.items() if "imbalance" in rows[0]
+                  for imbalance in sorted({r["imbalance"] for r in rows})
+                  for part in [[r for r in rows if r["imbalance"] == imbalance]]]
+    if len(by_teacher) > sum("imbalance" in rows[0] for rows in results.values()):  # more than one teacher set
+        table += "\n\nBy the teacher's training set (head / tail ratio; ×1 = balanced):\n\n" + markdown_table(HEADERS, by_teacher)
     command = "python scripts/bench_presets.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     write_json({"command": command, "threads": args.threads, "seeds": list(seeds), "results": results}, out)

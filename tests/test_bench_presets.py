@@ -39,3 +39,6 @@ def test_a_family_runs_as_ssdkd_and_its_baselines_beside_its_teacher(tmp_path, m
         assert [r["teacher_accuracy"] for r in rows] == [r["teacher_accuracy"] for r in ssdkd]
     assert all(0.5 < r["teacher_accuracy"] <= 1 for r in ssdkd)
     assert [r["test_accuracy"] for r in real] != [r["test_accuracy"] for r in ssdkd]  # another method, another student
+    imbalances = {r["imbalance"] for r in ssdkd}
+    assert imbalances <= {1.0, 10.0}
+    assert ("By the teacher's training set" in out.with_suffix(".md").read_text()) == (len(imbalances) > 1)
