@@ -14,7 +14,7 @@ import agents.evaluation.sensitivity as sensitivity
 import envs  # noqa: F401
 from agents.evaluation.batched import close_vector_envs
 from agents.evaluation.sensitivity import BASIC_GROUPS, SensitivityConfig, group_dims, paired_gain, run_sensitivity
-from agents.evaluation.sensitivity_report import compact_knobs, gain_matrix, plot_sensitivity, sensitivity_markdown
+from agents.evaluation.sensitivity_report import compact_knobs, gain_matrix, group_label, plot_sensitivity, sensitivity_markdown
 from env_configs import TINY_SSDKD
 
 DIGITS = "DistillGym/SSDKD-Digits-v1"
@@ -59,6 +59,7 @@ def test_the_paired_gain_is_taken_seed_by_seed():
 def test_per_class_knobs_are_reported_as_their_range():
     values = {"alpha": 0.6, "class_priority/0": 0.5, "class_priority/1": 2.0, "class_priority/2": 1.0}
     assert compact_knobs(values) == "alpha 0.6, class_priority 0.5–2 (3)"
+    assert group_label("selection_modulation") == "selection + modulation" and group_label("learning_rate") == "learning rate"
 
 
 def test_bad_configurations_are_refused_by_name():

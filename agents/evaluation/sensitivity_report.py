@@ -13,6 +13,11 @@ import numpy as np
 from agents.evaluation.sensitivity import KNOB_GROUPS
 
 
+def group_label(group: str) -> str:
+    """``selection + modulation`` for ``selection_modulation``, ``learning rate`` for ``learning_rate``."""
+    return " + ".join(group.split("_")) if group == "selection_modulation" else group.replace("_", " ")
+
+
 def env_label(env_id: str) -> str:
     """``SSDKD-MNIST1D-Paper-Scenarios-v1`` for ``DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1``."""
     return env_id.split("/")[-1]
@@ -48,7 +53,7 @@ def sensitivity_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The map as a table (gain in points of final test accuracy, its 95 % CI; ``—``: the env exposes no
     knob of the group), then every cell's searched knobs, best values and timings."""
     labels, groups, gain, low, high = gain_matrix(results)
-    lines = ["| env (search) | constants' test acc % | " + " | ".join(groups) + " |",
+    lines = ["| env (search) | constants' test acc % | " + " | ".join(group_label(g) for g in groups) + " |",
              "|---|---|" + "---|" * len(groups)]
     constants = [r["constants_accuracy"] for r in results for _ in r["config"]["kinds"]]
     for i, label in enumerate(labels):
@@ -86,11 +91,11 @@ def plot_sensitivity(results: Sequence[dict[str, Any]], path: Path, *, title: st
             clear = low[i, j] > 0 or high[i, j] < 0
             ax.text(j, i, f"{gain[i, j]:+.2f}\n[{low[i, j]:+.2f}, {high[i, j]:+.2f}]", ha="center", va="center",
                     fontsize=8, fontweight="bold" if clear else "normal")
-    ax.set_xticks(range(len(groups)), [g.replace("_", " ") for g in groups])
+    ax.set_xticks(range(len(groups)), ["\n".join(textwrap.wrap(group_label(g), 12)) for g in groups])
     ax.set_yticks(range(len(labels)), ["\n".join(textwrap.wrap(label, 32)) for label in labels], fontsize=8)
     fig.colorbar(image, ax=ax, label="paired gain over the constants (pp)")
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     return save_figure(fig, path)
 
 
-__all__ = ["compact_knobs", "env_label", "gain_matrix", "plot_sensitivity", "sensitivity_markdown"]
+__all__ = ["compact_knobs", "env_label", "gain_matrix", "group_label", "plot_sensitivity", "sensitivity_markdown"]
