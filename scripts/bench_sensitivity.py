@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     first = configs[0]
     header = (f"`{command}`\n\n{len(first.eval_seeds)} held-out seeds ({first.eval_env_kwargs}), {first.trials} trials on "
               f"{len(first.search_seeds)} training seeds ({first.train_env_kwargs}) per search; one torch thread per "
-              f"process, {args.workers} workers; {seconds / 60:.1f} min this invocation. Gain: final test accuracy "
+              f"process, {args.workers} worker process{'es' if args.workers > 1 else ''}; {seconds / 60:.1f} min this invocation. Gain: final test accuracy "
               f"minus the constants' on the same seed, in points, with its bootstrap 95 % CI.\n\n")
     table = sensitivity_markdown(results)
     write_json({"command": command, "seconds": seconds, "results": results}, args.out / "sensitivity.json")
