@@ -7,6 +7,7 @@ from distill_core.models import MODEL_NAMES, ConvNet, build_model, has_batchnorm
 SHAPES = {
     "mlp_bn": [(1, 8, 8), (1, 40), (1, 28, 28)],
     "mlp_bn_half": [(1, 8, 8), (1, 40)],
+    "mlp_bn_deep": [(1, 40), (1, 8, 8)],
     "convnet_bn": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
     "convnet_bn_half": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
     "lenet5_bn": [(1, 28, 28), (3, 32, 32)],
@@ -14,8 +15,8 @@ SHAPES = {
     "resnet_small": [(3, 32, 32), (1, 28, 28)],
     "convnet3_in": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
 }
-TEACHERS = ["mlp_bn", "convnet_bn", "lenet5_bn", "resnet_small"]
-PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("convnet_bn", "convnet_bn_half", (1, 28, 28)), ("lenet5_bn", "lenet5_half", (1, 28, 28))]
+TEACHERS = ["mlp_bn", "mlp_bn_deep", "convnet_bn", "lenet5_bn", "resnet_small"]
+PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("mlp_bn_deep", "mlp_bn_half", (1, 40)), ("convnet_bn", "convnet_bn_half", (1, 28, 28)), ("lenet5_bn", "lenet5_half", (1, 28, 28))]
 
 
 def test_every_zoo_model_is_covered():
