@@ -50,6 +50,21 @@ def test_a_batch_runs_the_same_episodes_as_one_at_a_time(tiny_small_buffer):
     assert len({row["test_accuracy"] for row in batched}) > 1  # different seeds, different runs
 
 
+def test_a_policy_on_seeds_is_batched_on_a_fast_id_and_run_one_by_one_elsewhere(tiny_small_buffer, digits_teacher):
+    from agents.evaluation.batched import evaluate_on_seeds
+    from env_configs import TINY_SSDKD
+
+    spec = PolicySpec("random", "random")
+    batched = evaluate_on_seeds(spec, SCENARIOS, HELDOUT, (2000, 2001), policy_seeds=(7, 8))
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in batched] == [
+        {k: v for k, v in run_cell(Cell(spec, SCENARIOS, HELDOUT, seed, policy_seed=p)).items() if k != "seconds"}
+        for seed, p in ((2000, 7), (2001, 8))]
+    serial_id, tiny = "DistillGym/SSDKD-Digits-v0", dict(TINY_SSDKD)
+    rows = evaluate_on_seeds(spec, serial_id, tiny, (3, 4))
+    assert [r["seed"] for r in rows] == [3, 4]
+    assert rows[0]["test_accuracy"] == run_cell(Cell(spec, serial_id, tiny, 3, policy_seed=3))["test_accuracy"]
+
+
 def test_the_leaderboard_resumes_reports_failures_and_writes_its_files(tiny_small_buffer, tmp_path, monkeypatch):
     cfg = config(learners=("ppo_schedule",), timesteps={"ppo_schedule": 4}, hyperparams={"ppo_schedule": TINY_PPO})
     real_train = leaderboard.train_learner

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation.episodes import PolicySpec, build_policy, cached_env
+from agents.evaluation.episodes import Cell, PolicySpec, build_policy, cached_env, run_cell
 
 #: vector envs this process has made, by id, settings, size and workers (making one loads data and teachers)
 VECTOR_ENVS: OrderedDict[str, Any] = OrderedDict()
@@ -131,6 +131,20 @@ def _run_chunk(pairs: list[tuple[PolicySpec, int]], policy_seeds: list[int], env
     seconds = (time.perf_counter() - start) / width
     return [{"policy": spec.label, "seed": int(seed), **outcome[i], "seconds": seconds}
             for i, (spec, seed) in enumerate(pairs)]
+
+
+def evaluate_on_seeds(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int], *,
+                      workers: int = 1, policy_seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """One episode of ``spec`` on every seed: one lockstep batch on a fast-tier id, else episode by episode
+    (:func:`run_cell`); the same rows either way.
+
+    :param policy_seeds: the seed each episode's policy is built with (default: its ``reset`` seed).
+    """
+    policy_seeds = list(seeds) if policy_seeds is None else list(policy_seeds)
+    if has_batch_engine(env_id):
+        return run_batch([(spec, seed) for seed in seeds], env_id, env_kwargs, workers=workers, policy_seeds=policy_seeds)
+    return [run_cell(Cell(spec, env_id, env_kwargs, seed, policy_seed=policy_seed))
+            for seed, policy_seed in zip(seeds, policy_seeds, strict=True)]
 
 
 def batch_evaluator(env_id: str, env_kwargs: dict[str, Any], *, workers: int = 1) -> Any:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluation.backends import Runner
-from agents.evaluation.batched import batch_evaluator, close_vector_envs, has_batch_engine, run_batch
+from agents.evaluation.batched import batch_evaluator, close_vector_envs, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, Cell, PolicySpec, cached_env, run_cell
+from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, SearchResult, search, search_space
 from agents.evaluation.reports import json_safe
@@ -300,9 +300,5 @@ def evaluate(config: LeaderboardConfig, spec: PolicySpec, run: int) -> list[dict
     """The policy on every held-out seed: one lockstep batch on a fast-tier id, else episode by episode.
     ``random`` draws from a seed of its own per run and held-out seed (``seed + RUN_STRIDE · run``), so
     its runs differ; every other policy ignores the seed it is built with."""
-    policy_seeds = [seed + RUN_STRIDE * run for seed in config.eval_seeds]
-    if has_batch_engine(config.env_id):
-        return run_batch([(spec, seed) for seed in config.eval_seeds], config.env_id, config.eval_env_kwargs,
-                         workers=config.workers, policy_seeds=policy_seeds)
-    return [run_cell(Cell(spec, config.env_id, config.eval_env_kwargs, seed, policy_seed=policy_seed))
-            for seed, policy_seed in zip(config.eval_seeds, policy_seeds)]
+    return evaluate_on_seeds(spec, config.env_id, config.eval_env_kwargs, config.eval_seeds, workers=config.workers,
+                             policy_seeds=[seed + RUN_STRIDE * run for seed in config.eval_seeds])

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.backends import Runner
-from agents.evaluation.batched import batch_evaluator, has_batch_engine, run_batch
+from agents.evaluation.batched import batch_evaluator, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, Cell, PolicySpec, cached_env, run_cell
+from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, knob_values, search, search_space
 from agents.evaluation.statistics import bootstrap_ci
 
@@ -107,14 +107,6 @@ class SensitivityConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}: use one of {SAMPLERS}")
 
 
-def evaluate_spec(config: SensitivityConfig, spec: PolicySpec) -> list[dict[str, Any]]:
-    """``spec`` on every held-out seed: one lockstep batch on a fast-tier id, else episode by episode."""
-    if has_batch_engine(config.env_id):
-        return run_batch([(spec, seed) for seed in config.eval_seeds], config.env_id, config.eval_env_kwargs,
-                         workers=config.workers)
-    return [run_cell(Cell(spec, config.env_id, config.eval_env_kwargs, seed)) for seed in config.eval_seeds]
-
-
 def paired_gain(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], *, resamples: int = 10_000,
                 seed: int = 0, metric: str = METRIC) -> dict[str, Any]:
     """Mean paired difference of ``metric`` in points (rows matched by seed) with its bootstrap 95 % CI, and
@@ -156,7 +148,7 @@ def run_cell_search(config: SensitivityConfig, group: str, kind: str, reference:
                        runner=runner, sampler=config.sampler, seed=config.search_seed, bar=bar, evaluate=evaluate)
     start = time.perf_counter()
     spec = PolicySpec(f"{group}:{kind}", found.spec.agent, found.spec.hyperparams)
-    rows = evaluate_spec(config, spec)
+    rows = evaluate_on_seeds(spec, config.env_id, config.eval_env_kwargs, config.eval_seeds, workers=config.workers)
     actions = [found.spec.hyperparams["action"]] if kind == "static" else [found.spec.hyperparams["start"], found.spec.hyperparams["end"]]
     record = {"group": group, "kind": kind, "dims": dims, "search_seconds": found.seconds,
               "eval_seconds": time.perf_counter() - start, "best_trial": found.best["number"],
@@ -181,7 +173,9 @@ def run_sensitivity(config: SensitivityConfig, out: Path, *, progress: bool = Tr
     if reference_path.exists():
         reference = json.loads(reference_path.read_text())["rows"]
     else:
-        reference = [{k: v for k, v in r.items() if k != "trace"} for r in evaluate_spec(config, PolicySpec(BASELINE, BASELINE))]
+        reference = [{k: v for k, v in r.items() if k != "trace"}
+                     for r in evaluate_on_seeds(PolicySpec(BASELINE, BASELINE), config.env_id, config.eval_env_kwargs,
+                                                config.eval_seeds, workers=config.workers)]
         write_json({"rows": reference}, reference_path)
     cells = [c for group in config.groups for kind in config.kinds
              if (c := run_cell_search(config, group, kind, reference, out, progress)) is not None]
@@ -193,4 +187,4 @@ def run_sensitivity(config: SensitivityConfig, out: Path, *, progress: bool = Tr
     return result
 
 
-__all__ = ["BASIC_GROUPS", "KNOB_GROUPS", "SensitivityConfig", "cell_path", "evaluate_spec", "group_dims", "paired_gain", "run_sensitivity"]
+__all__ = ["BASIC_GROUPS", "KNOB_GROUPS", "SensitivityConfig", "cell_path", "group_dims", "paired_gain", "run_sensitivity"]
