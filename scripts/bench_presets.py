@@ -45,6 +45,14 @@ HEADERS = ["preset / family", "runs", "teacher test accuracy %", "final test acc
            "diverged"]
 
 
+def table_row(name: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """A row of :data:`HEADERS` for ``rows`` (the teacher column empty when they have no teacher accuracy)."""
+    acc = [r["test_accuracy"] for r in rows]
+    teacher = f"{100 * np.mean([r['teacher_accuracy'] for r in rows]):.2f}" if "teacher_accuracy" in rows[0] else ""
+    return [name, len(rows), teacher, f"{100 * np.mean(acc):.2f} ± {100 * np.std(acc):.2f}",
+            f"{np.mean([r['seconds'] for r in rows]):.2f}", sum(r["diverged"] for r in rows)]
+
+
 def run_once(process: SSDKDProcess, seed: int) -> dict[str, Any]:
     """One run of ``process`` with the paper's constants: final metrics and seconds (reset included)."""
     start = time.perf_counter()
@@ -111,16 +119,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "imbalance": scenarios.instances[index].imbalance,
                              "teacher_accuracy": inner.teacher.metrics.get("test_accuracy", float("nan"))})
             results[family if args.methods == ["ssdkd"] else f"{family} / {method}"] = rows
-    table = markdown_table(HEADERS, [
-        [name, len(rows), f"{100 * np.mean([r['teacher_accuracy'] for r in rows]):.2f}" if "teacher_accuracy" in rows[0] else "",
-         f"{100 * np.mean([r['test_accuracy'] for r in rows]):.2f} ± {100 * np.std([r['test_accuracy'] for r in rows]):.2f}",
-         f"{np.mean([r['seconds'] for r in rows]):.2f}", sum(r["diverged"] for r in rows)] for name, rows in results.items()])
-    by_teacher = [[f"{name}, teacher ×{imbalance:g}", len(part), f"{100 * np.mean([r['teacher_accuracy'] for r in part]):.2f}",
-                   f"{100 * np.mean([r['test_accuracy'] for r in part]):.2f} ± {100 * np.std([r['test_accuracy'] for r in part]):.2f}",
-                   f"{np.mean([r['seconds'] for r in part]):.2f}", sum(r["diverged"] for r in part)]
+    table = markdown_table(HEADERS, [table_row(name, rows) for name, rows in results.items()])
+    by_teacher = [table_row(f"{name}, teacher ×{imbalance:g}", [r for r in rows if r["imbalance"] == imbalance])
                   for name, rows in results.items() if "imbalance" in rows[0]
-                  for imbalance in sorted({r["imbalance"] for r in rows})
-                  for part in [[r for r in rows if r["imbalance"] == imbalance]]]
+                  for imbalance in sorted({r["imbalance"] for r in rows})]
     if len(by_teacher) > sum("imbalance" in rows[0] for rows in results.values()):  # more than one teacher set
         table += "\n\nBy the teacher's training set (head / tail ratio; ×1 = balanced):\n\n" + markdown_table(HEADERS, by_teacher)
     command = "python scripts/bench_presets.py " + " ".join(argv if argv is not None else sys.argv[1:])
