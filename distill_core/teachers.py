@@ -36,11 +36,18 @@ DEFAULT_TEACHERS: dict[str, tuple[str, TrainRecipe]] = {
     "cifar10": ("resnet_small", TrainRecipe(epochs=30, batch_size=128, lr=0.1, max_shift=4, hflip=True)),
 }
 
+#: Recipes for a (data set, architecture) pair other than the data set's default teacher; any other pair
+#: trains with the data set's default recipe.
+TEACHER_RECIPES: dict[tuple[str, str], TrainRecipe] = {
+    ("fashion_mnist", "convnet_bn_half"): TrainRecipe(epochs=8, batch_size=128, lr=0.05, max_shift=2, hflip=True),
+}
+
 #: The student paired with each teacher architecture by default.
 DEFAULT_STUDENTS: dict[str, str] = {
     "mlp_bn": "mlp_bn_half",
     "mlp_bn_deep": "mlp_bn_half",
     "convnet_bn": "convnet_bn_half",
+    "convnet_bn_half": "convnet_bn_quarter",
     "lenet5_bn": "lenet5_half",
     "resnet_small": "convnet_bn_half",
 }
@@ -132,7 +139,7 @@ def get_teacher(
 
     :param dataset: data set name (see ``distill_core.data.list_datasets``).
     :param arch: zoo architecture; default from :data:`DEFAULT_TEACHERS`.
-    :param recipe: training recipe; default from :data:`DEFAULT_TEACHERS`.
+    :param recipe: training recipe; default from :data:`TEACHER_RECIPES` for the pair, else :data:`DEFAULT_TEACHERS`.
     :param seed: initialisation and data-order seed (also selects the validation split).
     :param data: the loaded data set, when the caller has it already.
     :param device: ``"auto"`` (GPU if present), ``"cpu"``, ``"cuda"``.
@@ -142,7 +149,8 @@ def get_teacher(
         or holds non-finite / wrongly typed weights; or training diverged (then nothing is cached).
     """
     default_arch, default_recipe = DEFAULT_TEACHERS.get(dataset, ("mlp_bn", TrainRecipe()))
-    spec = TeacherSpec(dataset, arch or default_arch, recipe or default_recipe, seed)
+    arch = arch or default_arch
+    spec = TeacherSpec(dataset, arch, recipe or TEACHER_RECIPES.get((dataset, arch), default_recipe), seed)
     dev = resolve_device(device)
     data = data if data is not None else load_dataset(dataset, seed=seed, val_fraction=spec.val_fraction)
     with seeded(derive_seed(seed, "teacher-init")):

@@ -10,13 +10,15 @@ SHAPES = {
     "mlp_bn_deep": [(1, 40), (1, 8, 8)],
     "convnet_bn": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
     "convnet_bn_half": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
+    "convnet_bn_quarter": [(1, 28, 28), (1, 8, 8)],
     "lenet5_bn": [(1, 28, 28), (3, 32, 32)],
     "lenet5_half": [(1, 28, 28), (3, 32, 32)],
     "resnet_small": [(3, 32, 32), (1, 28, 28)],
     "convnet3_in": [(1, 28, 28), (3, 32, 32), (1, 8, 8)],
 }
-TEACHERS = ["mlp_bn", "mlp_bn_deep", "convnet_bn", "lenet5_bn", "resnet_small"]
-PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("mlp_bn_deep", "mlp_bn_half", (1, 40)), ("convnet_bn", "convnet_bn_half", (1, 28, 28)), ("lenet5_bn", "lenet5_half", (1, 28, 28))]
+TEACHERS = ["mlp_bn", "mlp_bn_deep", "convnet_bn", "convnet_bn_half", "lenet5_bn", "resnet_small"]
+PAIRS = [("mlp_bn", "mlp_bn_half", (1, 8, 8)), ("mlp_bn_deep", "mlp_bn_half", (1, 40)), ("convnet_bn", "convnet_bn_half", (1, 28, 28)),
+         ("convnet_bn_half", "convnet_bn_quarter", (1, 28, 28)), ("lenet5_bn", "lenet5_half", (1, 28, 28))]
 
 
 def test_every_zoo_model_is_covered():

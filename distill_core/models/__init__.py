@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from distill_core.models.base import ZooModel
-from distill_core.models.convnet import ConvNet, convnet3_in, convnet_bn, convnet_bn_half
+from distill_core.models.convnet import ConvNet, convnet3_in, convnet_bn, convnet_bn_half, convnet_bn_quarter
 from distill_core.models.lenet import LeNet5, lenet5_half
 from distill_core.models.mlp import MLP, mlp_bn_half, mlp_bn_deep
 from distill_core.models.resnet import ResNetSmall
@@ -23,6 +23,7 @@ MODELS: dict[str, Callable[..., ZooModel]] = {
     "mlp_bn_deep": mlp_bn_deep,
     "convnet_bn": convnet_bn,
     "convnet_bn_half": convnet_bn_half,
+    "convnet_bn_quarter": convnet_bn_quarter,
     "lenet5_bn": LeNet5,
     "lenet5_half": lenet5_half,
     "resnet_small": ResNetSmall,

@@ -66,6 +66,11 @@ def convnet_bn_half(input_shape: tuple[int, ...], num_classes: int, width: float
     return convnet_bn(input_shape, num_classes, width=width, dropout=dropout)
 
 
+def convnet_bn_quarter(input_shape: tuple[int, ...], num_classes: int, width: float = 0.25, dropout: float = 0.0) -> ConvNet:
+    """The quarter-width 8-16-32 student of a :func:`convnet_bn_half` teacher (the validation tier's pair)."""
+    return convnet_bn(input_shape, num_classes, width=width, dropout=dropout)
+
+
 def convnet3_in(input_shape: tuple[int, ...], num_classes: int, width: int = 128, depth: int = 3,
                 norm: str = "instancenorm", first_padding: int = 1) -> ConvNet:
     """ConvNet-3 of DC/DSA/DM: ``depth`` × [Conv3×3(width) → instance norm → ReLU → AvgPool2].
