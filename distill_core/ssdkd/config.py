@@ -39,6 +39,9 @@ class SSDKDConfig:
     :param meta_generator: Fast-DFKD's meta-generator: each round adapts a fast copy of the generator
         (``g_steps`` steps, its own Adam) and the generator takes one first-order (FOMAML) step from the
         copy's last gradient; off = one generator trained on across rounds.
+    :param warm_generator_steps: start every run from a generator inverted that many steps once per teacher
+        (:mod:`distill_core.ssdkd.warm_generator`: Fast-DFKD's generator is many rounds old when SSD-KD's
+        buffer fills); 0 = a fresh generator each run.
     :param z_lr: latent Adam learning rate.
     :param latent_dim: generator latent size.
     :param gen_width: generator width.
@@ -101,6 +104,7 @@ class SSDKDConfig:
     g_steps: int = bounded(5, 1)
     g_lr: float = bounded(4e-3, above=0.0)
     meta_generator: bool = False
+    warm_generator_steps: int = bounded(0, 0)
     z_lr: float = bounded(4e-2, above=0.0)
     latent_dim: int = bounded(64, 1, MAX_WIDTH)
     gen_width: int = bounded(32, 1, MAX_WIDTH)
@@ -243,6 +247,14 @@ PRESETS: dict[str, SSDKDConfig] = {
     # fool the teacher wherever they sit); the adversarial term (λ_adv 0.5) −3.8 points; KD lr 0.05 → 0.02
     # +2 points; 5 inversion and 60 KD steps per round keep a run near 8 minutes with no loss of accuracy.
     "fashion_mnist": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=6000, **_FASHION),
+    # the validation tier: the paper's regime on real images with convolutional networks, sized to a run of
+    # about half a minute on one thread (docs/benchmarks.md): a 16-32-64 ConvNet-BN teacher, its 8-16-32
+    # student, a width-8 conv generator warmed once per teacher, 2 inversion steps a round on an eighth of
+    # the buffer (Fast-DFKD's "Fast2"), 30 KD steps a round with jitter and flips.
+    "fashion_mnist_val": SSDKDConfig(dataset="fashion_mnist", teacher_arch="convnet_bn_half", rounds=16, synth_batch=340,
+                                     buffer_capacity=2700, g_steps=1, gen_width=8, latent_dim=64, warm_generator_steps=400,
+                                     kd_steps=30, kd_batch=128, kd_lr=0.05, lambda_adv=0.0, inv_max_shift=2, inv_hflip=True,
+                                     kd_max_shift=2, kd_hflip=True, probe_size=200, probe_steps=20, shared_probe=True),
     # 1 %: 600 samples
     "fashion_mnist_1pct": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=600, **{**_FASHION, "synth_batch": 20}),
 }

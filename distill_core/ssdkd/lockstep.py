@@ -49,7 +49,7 @@ from distill_core.ssdkd.replay_buffer import ReplayBuffer
 PER_RUN_FIELDS = ("rounds", "synth_batch", "buffer_capacity", "teacher_seed", "evict", "class_knobs", "priority_knobs",
                   "replace_knob", "lr_knob", "use_diversity", "use_difficulty", "use_priority")
 #: settings lockstep runs do not implement, and the value they must have
-UNSUPPORTED = {"synthesis": "generator", "meta_generator": False, "lambda_cr": 0.0, "lambda_act": 0.0, "lambda_ie": 0.0,
+UNSUPPORTED = {"synthesis": "generator", "meta_generator": False, "warm_generator_steps": 0, "lambda_cr": 0.0, "lambda_act": 0.0, "lambda_ie": 0.0,
                "bn_momentum": 0.0, "lambda_tv": 0.0, "inv_max_shift": 0, "inv_hflip": False, "kd_max_shift": 0,
                "kd_hflip": False, "kd_mix": "none", "score": "probe_kl", "shared_probe": True}
 

@@ -46,6 +46,7 @@ from distill_core.process import StatsBuilder, StepwiseProcess, Update, knob
 from distill_core.ssdkd.modulation import modulation_weights, smoothed_histogram, target_distribution
 from distill_core.ssdkd.config import SSDKDConfig
 from distill_core.ssdkd.replay_buffer import BufferStats, ReplayBuffer
+from distill_core.ssdkd.warm_generator import warm_generator_state
 from distill_core.teachers import DEFAULT_STUDENTS, DEFAULT_TEACHERS, Teacher, get_teacher
 
 #: the seed every shared probe is inverted from (the probe then depends on the teacher and settings only)
@@ -150,6 +151,7 @@ class SSDKDProcess(StepwiseProcess):
         self.totals = RunTotals()
         self.buffer: ReplayBuffer | None = None
         self._probe = no_probe(self.num_classes)
+        self._teacher_test_logits: torch.Tensor | None = None
 
     @property
     def round(self) -> int:
@@ -226,7 +228,10 @@ class SSDKDProcess(StepwiseProcess):
     def final_metrics(self) -> dict[str, float]:
         """The student on the real test split (accuracy, agreement, KL) and its validation accuracy (what
         a search over policies may select on, keeping the test split for the report): never a reward."""
-        metrics = evaluate(self.student, self.data.x_test.to(self.device), self.data.y_test, self.teacher.model)
+        x_test = self.data.x_test.to(self.device)
+        if self._teacher_test_logits is None:  # the teacher is frozen: one pass a process, not one a run
+            self._teacher_test_logits = predict_logits(self.teacher.model, x_test)
+        metrics = evaluate(self.student, x_test, self.data.y_test, teacher_logits=self._teacher_test_logits)
         val = evaluate(self.student, self.data.x_val.to(self.device), self.data.y_val)["accuracy"]
         return {f"test_{k}": v for k, v in metrics.items()} | {"val_accuracy": val, "samples_made": self.totals.samples_made}
 
@@ -250,6 +255,8 @@ class SSDKDProcess(StepwiseProcess):
         with seeded(derive_seed(self._seed, "generator", self._generator_resets)):
             self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width,
                                        cfg.generator).to(self.device)
+        if cfg.warm_generator_steps > 0:  # every run starts from the teacher's warm generator
+            self.generator.load_state_dict(warm_generator_state(self))
         self._g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
 
     def _meta_update(self, fast: Generator) -> None:
@@ -287,7 +294,7 @@ class SSDKDProcess(StepwiseProcess):
                 render = copy.deepcopy(self.generator)
                 g_optimizer = torch.optim.Adam(render.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
             optimizers = [torch.optim.Adam([latent], lr=cfg.z_lr, betas=(0.5, 0.999)), g_optimizer]
-        x, loss, finite = self._optimise_batch(render, latent, optimizers, targets, cfg.g_steps, knobs=knobs)
+        x, loss, finite = self.optimise_batch(render, latent, optimizers, targets, cfg.g_steps, knobs=knobs)
         if not finite:
             self._new_generator()  # a NaN poisons Adam's moments and the weights: start the generator afresh
             return x, x, True, {"inversion_loss": float("nan")}
@@ -295,7 +302,7 @@ class SSDKDProcess(StepwiseProcess):
             self._meta_update(render)
         return x, predict_logits(self.teacher.model, x), False, {"inversion_loss": loss}
 
-    def _optimise_batch(self, render: Any, latent: torch.Tensor, optimizers: list[torch.optim.Optimizer],
+    def optimise_batch(self, render: Any, latent: torch.Tensor, optimizers: list[torch.optim.Optimizer],
                         targets: torch.Tensor, steps: int, *, knobs: SSDKDKnobs | None,
                         gen: torch.Generator | None = None) -> tuple[torch.Tensor, float, bool]:
         """Minimise the inversion loss over ``latent`` (and whatever ``optimizers`` hold) for ``targets``.
@@ -397,7 +404,7 @@ class SSDKDProcess(StepwiseProcess):
         optimizers = [torch.optim.Adam([z], lr=cfg.z_lr, betas=(0.5, 0.999)),
                       torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))]
         with torch.enable_grad():
-            x, _, _ = self._optimise_batch(generator, z, optimizers, targets, cfg.probe_steps, knobs=None, gen=gen)
+            x, _, _ = self.optimise_batch(generator, z, optimizers, targets, cfg.probe_steps, knobs=None, gen=gen)
         return x, predict_logits(self.teacher.model, x)
 
     # ------------------------------------------------------------------ distillation
