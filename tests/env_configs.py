@@ -88,6 +88,8 @@ def tiny_preset(name: str) -> Any:
     from distill_core.ssdkd.config import preset
 
     config = replace(preset(name), **{k: v for k, v in TINY_SSDKD.items() if k not in ("rounds", "synth_batch", "buffer_capacity")})
+    if config.warm_generator_steps:  # the same code path, a few steps long
+        config = replace(config, warm_generator_steps=3, gen_width=8, latent_dim=16)
     # the 40 000-sample MNIST-1D and its deep teacher take a minute to make: tests run the same code on the default set
     return replace(config, dataset="mnist1d") if config.dataset == "mnist1d_large" else config
 

@@ -35,18 +35,23 @@ PRESET_OF = {
     "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1": ScenarioConfig(family="digits_small_buffer_fast", class_knobs=False, priority_knobs=False),
     "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1": ScenarioConfig(family="mnist1d_small_buffer_fast", class_knobs=False, priority_knobs=False),
     "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1": ScenarioConfig(family="mnist1d_paper"),
+    # the validation tier: the fast tier's spaces, convolutional runs one a process (no vector env)
+    "DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1": ScenarioConfig(family="fashion_mnist_paper", class_knobs=False,
+                                                                     priority_knobs=False),
 }
+VALIDATION = ("DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1",)
 #: each schedule id and the per-round id whose runs it schedules
 SCHEDULE_OF = {f"DistillGym/SSDKD-{data}-SmallBuffer-Schedule-{v}": f"DistillGym/SSDKD-{data}-SmallBuffer-Scenarios-{v}"
                for data in ("Digits", "MNIST1D") for v in ("v0", "v1")}
 SCHEDULE_OF["DistillGym/SSDKD-MNIST1D-Paper-Schedule-v1"] = "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1"
+SCHEDULE_OF["DistillGym/SSDKD-FashionMNIST-Paper-Schedule-v1"] = "DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1"
 #: the env class each per-round id's entry point names
 ENV_CLASS_OF = {
     **{i: envs.SSDKDEnv for i in ("DistillGym/SSDKD-Digits-v0", "DistillGym/SSDKD-MNIST1D-v0", "DistillGym/SSDKD-FashionMNIST-v0")},
-    **{i: envs.SSDKDScenarioEnv for i in PRESET_OF if "-Scenarios-v0" in i},
+    **{i: envs.SSDKDScenarioEnv for i in PRESET_OF if "-Scenarios-v0" in i or i in VALIDATION},
     **{i: getattr(envs, f"Condense{condense_method(i)}Env") for i in PRESET_OF if "Condense-" in i},
     "DistillGym/SSDKD-Digits-v1": envs.SSDKDFastEnv, "DistillGym/SSDKD-MNIST1D-v1": envs.SSDKDFastEnv,
-    **{i: envs.SSDKDFastScenarioEnv for i in PRESET_OF if "-Scenarios-v1" in i},
+    **{i: envs.SSDKDFastScenarioEnv for i in PRESET_OF if "-Scenarios-v1" in i and i not in VALIDATION},
 }
 
 
@@ -54,7 +59,8 @@ def test_every_id_is_registered_from_its_preset():
     assert sorted(ALL_IDS) == sorted([*PRESET_OF, *SCHEDULE_OF])
     assert sorted(PRESET_OF) == sorted(envs.ENTRY_POINTS) == sorted(envs.REGISTERED) == sorted(ENV_CLASS_OF)
     assert envs.SCHEDULE_IDS == SCHEDULE_OF
-    assert sorted(envs.FAST_IDS) == sorted(i for i in PRESET_OF if i.endswith("-v1"))
+    assert sorted(envs.FAST_IDS) == sorted(i for i in PRESET_OF if i.endswith("-v1") and i not in VALIDATION)
+    assert tuple(envs.VALIDATION_IDS) == VALIDATION
     for env_id, config in PRESET_OF.items():
         spec = gym.spec(env_id)
         assert spec.kwargs == dataclasses.asdict(config), env_id
@@ -63,13 +69,13 @@ def test_every_id_is_registered_from_its_preset():
         env_cls = gym.envs.registration.load_env_creator(spec.entry_point)
         assert env_cls is ENV_CLASS_OF[env_id] and env_cls.config_cls is type(config), env_id
         # a -v1 id has a native vector env (tests/test_vector_env.py: its slots run this id's env class)
-        assert (spec.vector_entry_point is not None) == env_id.endswith("-v1") == envs.has_vector_env(env_id), env_id
+        assert (spec.vector_entry_point is not None) == (env_id in envs.FAST_IDS) == envs.has_vector_env(env_id), env_id
     for env_id, inner_id in SCHEDULE_OF.items():
         spec = gym.spec(env_id)
         assert spec.kwargs == {"inner_id": inner_id}, env_id
         assert gym.envs.registration.load_env_creator(spec.entry_point) is make_whole_run_env
         assert envs.registered_config(env_id) == PRESET_OF[inner_id]  # a schedule id takes its per-round id's configuration
-        assert (spec.vector_entry_point is not None) == env_id.endswith("-v1") == envs.has_vector_env(env_id), env_id
+        assert (spec.vector_entry_point is not None) == (inner_id in envs.FAST_IDS) == envs.has_vector_env(env_id), env_id
 
 
 def test_the_fast_tier_changes_only_the_networks_and_the_probe():

@@ -89,6 +89,11 @@ FAMILIES: dict[str, Family] = {
     # batches), so priority sampling chooses what a batch holds; balanced and long-tailed teachers
     "mnist1d_paper": Family("mnist1d_paper", buffer_shares=(0.05, 0.075, 0.10), imbalances=(1.0, 10.0, 100.0),
                             synth_share=0.125),
+    # the validation tier: the paper's regime on Fashion-MNIST with convolutional networks (5 and 10 % of the
+    # 54 000 training images: 2 700 and 5 400 samples, 21 and 42 KD batches), an eighth made each round, so
+    # a run makes 1.5-2 buffers' worth; balanced and x10 long-tailed teachers
+    "fashion_mnist_paper": Family("fashion_mnist_val", buffer_shares=(0.05, 0.10), rounds=(12, 16), imbalances=(1.0, 10.0),
+                                  train_teachers=(0,), heldout_teachers=(1,), synth_share=0.125),
 }
 
 
