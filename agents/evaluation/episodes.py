@@ -25,6 +25,20 @@ METRIC = "test_accuracy"
 BASELINE = "constant"
 DEFAULT_TRAIN_SEEDS = tuple(range(1000, 1010))
 DEFAULT_EVAL_SEEDS = tuple(range(2000, 2020))
+#: test seeds, kept for the figures reported once per env version: no search may run on them (the
+#: held-out seeds 2000-2099 have informed design choices, so they count as validation seeds)
+TEST_SEED_RANGE = range(5000, 6000)
+
+
+def check_not_test_seeds(seeds: Sequence[int], what: str) -> None:
+    """Refuse a search or training on test seeds.
+
+    :raises ValueError: naming the seeds and the range they must avoid.
+    """
+    taken = sorted(s for s in seeds if s in TEST_SEED_RANGE)
+    if taken:
+        raise ValueError(f"{what} may not use test seeds ({taken[:5]}{' ...' if len(taken) > 5 else ''} are in "
+                         f"{TEST_SEED_RANGE.start}-{TEST_SEED_RANGE.stop - 1}, kept for reported figures): use 1000-1999")
 
 
 #: the envs this process made, by id and settings (see :func:`cached_env`)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.backends import Runner
-from agents.evaluation.episodes import OBJECTIVE, Cell, PolicySpec, run_cell
+from agents.evaluation.episodes import OBJECTIVE, Cell, PolicySpec, check_not_test_seeds, run_cell
 
 #: searched policies: oracle name -> the registry baseline that acts it out
 SEARCHED: dict[str, str] = {"static": "static", "schedule": "progress_schedule"}
@@ -236,6 +236,7 @@ def search(kind: str, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[i
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState
 
+    check_not_test_seeds(seeds, "a search")
     if trials < 1 or batch < 1 or not seeds:
         raise ValueError(f"a search needs trials >= 1, batch >= 1 and training seeds (got {trials}, {batch}, {list(seeds)})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

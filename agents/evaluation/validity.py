@@ -1,0 +1,258 @@
+"""Predictive validity of the fast tier: does a policy's paired gain over the paper's constants on a
+fast-tier family rank policies the way their gain on the validation tier (SSD-KD on real images with
+convolutional networks) does? Multi-fidelity benchmarks publish their fidelities' rank correlation for
+the same reason: a cheap tier is worth what it predicts.
+
+The same policies run on every tier (the tiers share their action and observation spaces): the paper's
+constants; random static and schedule knob settings, half of them with the learning rate at the
+constants (so the gains spread, and the learning rate's share of the agreement shows); searched static
+and schedule oracles of several knob groups; and learned policies over several training seeds. Every
+policy runs on the same test seeds of every tier — seeds no search, preset or design choice has seen.
+
+    result = run_validity(ValidityConfig(), Path("runs/validity"), Runner("ray", num_cpus=2))
+
+Resumable: every search, learner and (tier, policy) evaluation is a cell of a :class:`CellStore`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation.backends import Runner
+from agents.evaluation.batched import batch_evaluator, evaluate_on_seeds, has_batch_engine
+from agents.evaluation.cells import CellStore
+from agents.evaluation.cli import progress_bar
+from agents.evaluation.episodes import BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, run_cell
+from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
+from agents.evaluation.oracles import search, search_space
+from agents.evaluation.sensitivity import group_dims
+
+#: the fast-tier families compared with the validation tier, and the settings that give them its spaces
+FAST_TIERS: dict[str, dict[str, Any]] = {
+    "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1": {},
+    "DistillGym/SSDKD-MNIST1D-SmallBuffer-Scenarios-v1": {},
+    "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1": {"class_knobs": False, "priority_knobs": False},
+}
+VALIDATION_TIER = "DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1"
+#: the test seeds: a range no search, preset or design choice has used (those used 1000-1099 and 2000-2099)
+TEST_SEEDS = tuple(range(5000, 5024))
+#: the knob every ``-lr_fixed`` random policy keeps at the constants
+LEARNING_RATE = "lr_scale"
+
+
+@dataclass
+class ValidityConfig:
+    """The predictive-validity study.
+
+    :param fast_ids: fast-tier per-round ids (see :data:`FAST_TIERS` for the settings each is run with).
+    :param validation_id: the validation tier's per-round id.
+    :param test_seeds: held-out seeds every policy runs on, on every tier (``split=heldout`` instances).
+    :param random_policies: random static and as many random schedule settings, half with the learning rate
+        at the constants.
+    :param random_seed: the seed they are drawn from.
+    :param search_id: where the oracles are searched (training instances and seeds).
+    :param search_seeds: training seeds of the searches and of the learners' evaluation callback.
+    :param search_groups: knob groups searched (:data:`agents.evaluation.sensitivity.KNOB_GROUPS`).
+    :param search_kinds: ``static`` and / or ``schedule``.
+    :param trials: trials per search.
+    :param learners: learners trained on ``search_id``'s one-decision id (``a2c_schedule``) or per round.
+    :param learner_seeds: their training seeds.
+    :param workers: processes a fast-tier lockstep batch is split over.
+    :param resamples: bootstrap resamples of every interval; ``bootstrap_seed`` its seed.
+    """
+
+    fast_ids: tuple[str, ...] = tuple(FAST_TIERS)
+    validation_id: str = VALIDATION_TIER
+    test_seeds: tuple[int, ...] = TEST_SEEDS
+    random_policies: int = 8
+    random_seed: int = 0
+    search_id: str = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
+    search_seeds: tuple[int, ...] = tuple(range(1000, 1008))
+    search_groups: tuple[str, ...] = ("selection_modulation", "learning_rate")
+    search_kinds: tuple[str, ...] = ("static", "schedule")
+    trials: int = 24
+    learners: tuple[str, ...] = ("a2c_schedule",)
+    learner_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    workers: int = 1
+    resamples: int = 2000
+    bootstrap_seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "heldout"})
+
+    def __post_init__(self) -> None:
+        for name in ("fast_ids", "test_seeds", "search_seeds", "search_groups", "search_kinds", "learners", "learner_seeds"):
+            setattr(self, name, tuple(getattr(self, name)))
+        check_not_test_seeds(self.search_seeds, "the searches and learners of a study")
+        unknown = [i for i in self.fast_ids if i not in FAST_TIERS]
+        if unknown:
+            raise ValueError(f"no validity settings for {unknown}: fast tiers are {list(FAST_TIERS)}")
+        if len(self.test_seeds) < 2 or self.random_policies % 2:
+            raise ValueError(f"a study needs >= 2 test seeds and an even number of random policies "
+                             f"(got {len(self.test_seeds)}, {self.random_policies})")
+        for name in self.learners:
+            learner_agent(name)
+
+    def tier_kwargs(self, env_id: str) -> dict[str, Any]:
+        """The settings ``env_id`` is evaluated with (held-out instances, the shared spaces)."""
+        return {**self.env_kwargs, **FAST_TIERS.get(env_id, {})}
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the study's numbers (worker counts do not)."""
+        return {k: v for k, v in asdict(self).items() if k != "workers"}
+
+
+def tier_name(env_id: str) -> str:
+    """``DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1`` → ``Digits-SmallBuffer-v1``."""
+    name = env_id.split("/")[-1].removeprefix("SSDKD-")
+    return name.replace("-Scenarios", "")
+
+
+def tier_definition(env_id: str) -> dict[str, Any]:
+    """What decides an id's runs: its registered configuration, its scenario family and that family's preset
+    (recorded in every cell, so a cell made before a preset changed is refused rather than mixed in)."""
+    from dataclasses import is_dataclass
+
+    from distill_core.ssdkd.config import preset
+    from distill_core.ssdkd.scenarios import FAMILIES
+    from envs import registered_config
+
+    config = registered_config(env_id)
+    definition: dict[str, Any] = {"config": asdict(config) if is_dataclass(config) else config}
+    family = FAMILIES.get(getattr(config, "family", ""))
+    if family is not None:
+        definition.update(family=asdict(family), preset=asdict(preset(family.preset)))
+    return definition
+
+
+def random_policies(config: ValidityConfig, names: list[str]) -> list[PolicySpec]:
+    """``config.random_policies`` static and as many schedule settings drawn uniformly from the action box;
+    the second half of each keeps the learning rate at the constants (``-lr_fixed``).
+
+    :param names: the action entries (the same on every tier).
+    """
+    rng = np.random.default_rng(config.random_seed)
+    k, half = len(names), config.random_policies // 2
+    lr = names.index(LEARNING_RATE) if LEARNING_RATE in names else None
+    specs = []
+    for kind in ("static", "schedule"):
+        for i in range(config.random_policies):
+            vectors = rng.uniform(-1.0, 1.0, size=(1 if kind == "static" else 2, k))
+            fixed = i >= half and lr is not None
+            if fixed:
+                vectors[:, lr] = 0.0
+            label = f"random-{kind}-{i}" + ("-lr_fixed" if fixed else "")
+            specs.append(PolicySpec(label, "static", {"action": vectors[0].tolist()}) if kind == "static" else
+                         PolicySpec(label, "progress_schedule", {"start": vectors[0].tolist(), "end": vectors[1].tolist()}))
+    return specs
+
+
+def search_cell(config: ValidityConfig, store: CellStore, group: str, kind: str, runner: Runner, progress: bool) -> PolicySpec:
+    """The best ``kind`` policy of knob ``group`` on the search id's training instances and seeds (searched once)."""
+    env_kwargs = {"split": "train"}
+
+    def make() -> dict[str, Any]:
+        env = cached_env(config.search_id, env_kwargs)
+        space = search_space(env, group_dims(env, group))
+        evaluate = (batch_evaluator(config.search_id, env_kwargs, workers=config.workers)
+                    if has_batch_engine(config.search_id) else None)
+        with progress_bar(config.trials * len(config.search_seeds), f"search {group} {kind}", progress) as bar:
+            result = search(kind, config.search_id, env_kwargs, config.search_seeds, space, trials=config.trials,
+                            runner=runner, bar=bar, evaluate=evaluate)
+        return {**result.to_json(), "spec": asdict(result.spec)}
+
+    settings = {"env_id": config.search_id, "definition": tier_definition(config.search_id), "group": group, "kind": kind,
+                "trials": config.trials, "seeds": config.search_seeds}
+    record, _ = store.get_or_make(f"search/{group}-{kind}", settings, make)
+    spec = record["spec"]
+    return PolicySpec(f"oracle-{kind}-{group}", spec["agent"], spec["hyperparams"])
+
+
+def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: Runner) -> list[PolicySpec]:
+    """Every learner trained on every training seed (the ones not trained yet in parallel, one task each)."""
+    tasks, specs = [], []
+    for name in config.learners:
+        agent, whole_run = learner_agent(name)
+        for seed in config.learner_seeds:
+            folder = (out / "models" / name / f"seed{seed}").resolve()
+            label = f"{name}-seed{seed}"
+            settings = {"learner": name, "env_id": config.search_id, "definition": tier_definition(config.search_id),
+                        "seed": seed}
+            if store.read(f"learner/{label}", settings) is None:
+                tasks.append((label, settings, TrainTask(agent, whole_run_id(config.search_id) if whole_run else config.search_id,
+                                                         {"split": "train"}, seed, None, str(folder),
+                                                         config.search_seeds[:2], label=label)))
+            specs.append(PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run))
+    if tasks:
+        for (label, settings, _), record in zip(tasks, runner.map(train_learner, [t for *_, t in tasks])):
+            store.write(f"learner/{label}", settings, record)
+    return specs
+
+
+def catalogue(config: ValidityConfig, store: CellStore, out: Path, runner: Runner, progress: bool) -> list[PolicySpec]:
+    """Every policy of the study: the constants, the random settings, the searched oracles, the learners."""
+    env = cached_env(config.search_id, {"split": "train"})
+    specs = [PolicySpec(BASELINE, "constant"), *random_policies(config, list(env.unwrapped.action_names))]
+    specs += [search_cell(config, store, group, kind, runner, progress)
+              for group in config.search_groups for kind in config.search_kinds]
+    return specs + learner_cells(config, store, out, runner)
+
+
+def evaluate_tier(config: ValidityConfig, store: CellStore, env_id: str, specs: list[PolicySpec], runner: Runner,
+                  progress: bool) -> list[dict[str, Any]]:
+    """Every policy on every test seed of one tier: a lockstep batch a policy on a fast-tier id, else one
+    task a seed through ``runner`` (Ray spreads them over the cores or a cluster). One cell a policy."""
+    env_kwargs = config.tier_kwargs(env_id)
+    definition = tier_definition(env_id)
+    rows: list[dict[str, Any]] = []
+    with progress_bar(len(specs), tier_name(env_id), progress, unit="policy") as bar:
+        for spec in specs:
+            def make(spec: PolicySpec = spec) -> list[dict[str, Any]]:
+                if has_batch_engine(env_id):
+                    return evaluate_on_seeds(spec, env_id, env_kwargs, config.test_seeds, workers=config.workers)
+                return runner.map(run_cell, [Cell(spec, env_id, env_kwargs, seed) for seed in config.test_seeds])
+
+            settings = {"env_id": env_id, "definition": definition, "env_kwargs": env_kwargs, "policy": asdict(spec),
+                        "seeds": config.test_seeds}
+            cell, _ = store.get_or_make(f"eval/{tier_name(env_id)}/{spec.label}", settings, make)
+            rows += [{**row, "tier": env_id} for row in cell]
+            if bar is not None:
+                bar.update(1)
+    return rows
+
+
+@dataclass
+class ValidityResult:
+    """What :func:`run_validity` found: every (tier, policy, test seed) row and the policies' labels."""
+
+    config: ValidityConfig
+    rows: list[dict[str, Any]]
+    policies: list[str]
+    seconds: float
+
+
+def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress: bool = True,
+                 tiers: tuple[str, ...] | None = None) -> ValidityResult:
+    """Run (or resume) the study in ``out``: searches, learners, then every tier's evaluations.
+
+    :param tiers: the tiers to evaluate now (default: the validation tier, then the fast ones); a later
+        call with the rest completes the study.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    out = Path(out)
+    store = CellStore(out, config.settings())
+    specs = catalogue(config, store, out, runner, progress)
+    rows: list[dict[str, Any]] = []
+    for env_id in tiers or (config.validation_id, *config.fast_ids):
+        rows += evaluate_tier(config, store, env_id, specs, runner, progress)
+    return ValidityResult(config, rows, [s.label for s in specs], time.perf_counter() - start)
+
+
+__all__ = ["FAST_TIERS", "TEST_SEEDS", "VALIDATION_TIER", "ValidityConfig", "ValidityResult", "catalogue", "evaluate_tier",
+           "random_policies", "run_validity", "tier_definition", "tier_name"]

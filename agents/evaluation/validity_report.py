@@ -1,0 +1,210 @@
+"""The predictive-validity study's numbers, table and scatter: small pure functions over the rows (gains in
+points of final test accuracy over the paper's constants, paired seed by seed), plotting apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation.episodes import BASELINE, METRIC
+from agents.evaluation.statistics import bootstrap_ci, spearman
+from agents.evaluation.validity import ValidityResult, tier_name
+
+#: how many of the fast tier's best-ranked policies are re-read on the validation tier
+TOP = 3
+
+
+def gain_matrix(rows: Sequence[dict[str, Any]], tier: str, policies: Sequence[str], seeds: Sequence[int],
+                metric: str = METRIC) -> np.ndarray:
+    """``(policies, seeds)`` paired gains in points over :data:`BASELINE` on ``tier`` (NaN where a run is missing).
+
+    :raises ValueError: the baseline lacks a seed (no gain could be paired).
+    """
+    score = {(r["policy"], r["seed"]): 100.0 * float(r.get(metric, np.nan)) for r in rows if r["tier"] == tier}
+    missing = [s for s in seeds if (BASELINE, s) not in score]
+    if missing:
+        raise ValueError(f"{tier}: the constants were not run on seeds {missing}; no gain can be paired there")
+    return np.array([[score.get((p, s), np.nan) - score[(BASELINE, s)] for s in seeds] for p in policies])
+
+
+def rank_agreement(fast: np.ndarray, valid: np.ndarray, *, reps: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float, float]:
+    """Spearman's ρ between two tiers' mean gains over policies, with a bootstrap CI that resamples the
+    policies and, within each tier, the test seeds (both sources of the ρ's noise).
+
+    :param fast: ``(policies, seeds)`` gains on the fast tier.
+    :param valid: ``(policies, seeds)`` gains on the validation tier (same policies, in the same order).
+    :return: ``(ρ, low, high)``.
+    """
+    rho = spearman(np.nanmean(fast, axis=1), np.nanmean(valid, axis=1))
+    rng = np.random.default_rng(seed)
+    n, sf, sv = fast.shape[0], fast.shape[1], valid.shape[1]
+    draws = []
+    for _ in range(reps):
+        p = rng.integers(n, size=n)
+        f = np.nanmean(fast[p][:, rng.integers(sf, size=sf)], axis=1)
+        v = np.nanmean(valid[p][:, rng.integers(sv, size=sv)], axis=1)
+        draws.append(spearman(f, v))
+    draws = np.array(draws)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return rho, float("nan"), float("nan")
+    tail = (1 - level) / 2
+    return rho, float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
+
+
+def policy_kind(label: str) -> str:
+    """``constant``, ``random``, ``oracle`` or ``learner`` from a study label."""
+    if label == BASELINE:
+        return "constant"
+    for kind in ("random", "oracle"):
+        if label.startswith(kind + "-"):
+            return kind
+    return "learner"
+
+
+def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
+    """Per fast tier: ρ over every policy and over those that keep the learning rate at the constants
+    (random ``-lr_fixed`` settings and the oracles of groups without it), with CIs, and the validation gain
+    of the :data:`TOP` policies the fast tier ranks best."""
+    cfg = result.config
+    seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
+    valid = gain_matrix(result.rows, cfg.validation_id, policies, seeds)
+    fixed = [i for i, p in enumerate(policies) if p.endswith("-lr_fixed") or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
+    table = []
+    for env_id in cfg.fast_ids:
+        fast = gain_matrix(result.rows, env_id, policies, seeds)
+        rho = rank_agreement(fast, valid, reps=cfg.resamples, seed=cfg.bootstrap_seed)
+        rho_fixed = rank_agreement(fast[fixed], valid[fixed], reps=cfg.resamples, seed=cfg.bootstrap_seed)
+        order = np.argsort(-np.nanmean(fast, axis=1))[:TOP]
+        table.append({"tier": env_id, "policies": len(policies), "rho": rho, "lr_fixed_policies": len(fixed),
+                      "rho_lr_fixed": rho_fixed,
+                      "top": [{"policy": policies[i], "fast_gain": float(np.nanmean(fast[i])),
+                               "validation_gain": float(np.nanmean(valid[i])),
+                               "validation_ci": bootstrap_ci(valid[i][np.isfinite(valid[i])], resamples=cfg.resamples,
+                                                             seed=cfg.bootstrap_seed)} for i in order]})
+    return table
+
+
+def learner_table(result: ValidityResult) -> list[dict[str, Any]]:
+    """Per learner and tier: the IQM of its paired gains over its training seeds × test seeds with rliable's
+    stratified-bootstrap CI, and the mean gain's bootstrap CI."""
+    from agents.evaluation.aggregate import iqm_intervals
+
+    cfg = result.config
+    seeds = list(cfg.test_seeds)
+    table = []
+    for name in cfg.learners:
+        labels = [f"{name}-seed{s}" for s in cfg.learner_seeds]
+        for env_id in (cfg.validation_id, *cfg.fast_ids):
+            gains = gain_matrix(result.rows, env_id, labels, seeds)
+            point, low, high = iqm_intervals({name: gains}, reps=cfg.resamples, seed=cfg.bootstrap_seed)[name]
+            table.append({"learner": name, "tier": env_id, "iqm": point, "iqm_ci": (low, high), "mean": float(gains.mean()),
+                          "mean_ci": bootstrap_ci(gains.mean(axis=0), resamples=cfg.resamples, seed=cfg.bootstrap_seed)})
+    return table
+
+
+def gains_csv(result: ValidityResult) -> str:
+    """One line per (tier, policy): its kind, mean paired gain in points and bootstrap CI, mean accuracy."""
+    cfg = result.config
+    seeds = list(cfg.test_seeds)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["tier", "policy", "kind", "gain_pp", "ci_low", "ci_high", "accuracy", "seeds"])
+    for env_id in (cfg.validation_id, *cfg.fast_ids):
+        gains = gain_matrix(result.rows, env_id, result.policies, seeds)
+        acc = {p: [100.0 * float(r[METRIC]) for r in result.rows if r["tier"] == env_id and r["policy"] == p] for p in result.policies}
+        for policy, row in zip(result.policies, gains):
+            low, high = bootstrap_ci(row[np.isfinite(row)], resamples=cfg.resamples, seed=cfg.bootstrap_seed)
+            writer.writerow([tier_name(env_id), policy, policy_kind(policy), f"{np.nanmean(row):.3f}", f"{low:.3f}",
+                             f"{high:.3f}", f"{np.mean(acc[policy]):.3f}", len(acc[policy])])
+    return buffer.getvalue()
+
+
+def rows_csv(result: ValidityResult) -> str:
+    """Every episode's row: tier, policy, seed, final test and validation accuracy, return, diverged, seconds."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = ["policy", "seed", METRIC, "val_accuracy", "return", "diverged", "seconds"]
+    writer.writerow(["tier", *columns])
+    for row in result.rows:
+        writer.writerow([tier_name(row["tier"]), *(row.get(c, "") for c in columns)])
+    return buffer.getvalue()
+
+
+def markdown_report(result: ValidityResult) -> str:
+    """The agreement table, the fast tier's best policies on the validation tier, and the learners."""
+    from agents.evaluation.reports import interval_text, points_text
+
+    cfg = result.config
+    lines = [f"Predictive validity: {len(result.policies)} policies on test seeds {cfg.test_seeds[0]}-{cfg.test_seeds[-1]} "
+             f"({len(cfg.test_seeds)}) of every tier's held-out instances; validation tier {tier_name(cfg.validation_id)}; "
+             f"gains in points of final test accuracy over the constants, paired by seed.", "",
+             "| fast tier | Spearman ρ (all policies) | 95 % CI | ρ, lr at ×1 | 95 % CI | its top 3 on the validation tier |",
+             "|---|---|---|---|---|---|"]
+    for entry in agreement_table(result):
+        rho, low, high = entry["rho"]
+        fr, flow, fhigh = entry["rho_lr_fixed"]
+        top = "; ".join(f"{t['policy']} {points_text(t['validation_gain'])} {interval_text(t['validation_ci'])}" for t in entry["top"])
+        lines.append(f"| {tier_name(entry['tier'])} | {rho:+.2f} ({entry['policies']}) | [{low:+.2f}, {high:+.2f}] | "
+                     f"{fr:+.2f} ({entry['lr_fixed_policies']}) | [{flow:+.2f}, {fhigh:+.2f}] | {top} |")
+    lines += ["", "| learner | tier | IQM gain (training seeds × test seeds) | 95 % stratified-bootstrap CI | mean | 95 % CI |",
+              "|---|---|---|---|---|---|"]
+    for entry in learner_table(result):
+        lines.append(f"| {entry['learner']} ({len(cfg.learner_seeds)} seeds) | {tier_name(entry['tier'])} | "
+                     f"{points_text(entry['iqm'])} | {interval_text(entry['iqm_ci'])} | {points_text(entry['mean'])} | "
+                     f"{interval_text(entry['mean_ci'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_validity(result: ValidityResult, path: Path) -> Path:
+    """One scatter per fast tier: each policy's mean gain there (x) against on the validation tier (y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = result.config
+    seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
+    valid = np.nanmean(gain_matrix(result.rows, cfg.validation_id, policies, seeds), axis=1)
+    colours = {"random": "tab:grey", "oracle": "tab:blue", "learner": "tab:orange"}
+    table = {e["tier"]: e for e in agreement_table(result)}
+    fig, axes = plt.subplots(1, len(cfg.fast_ids), figsize=(4.6 * len(cfg.fast_ids), 4.4), squeeze=False)
+    for ax, env_id in zip(axes[0], cfg.fast_ids):
+        fast = np.nanmean(gain_matrix(result.rows, env_id, policies, seeds), axis=1)
+        for kind, colour in colours.items():
+            keep = [i for i, p in enumerate(policies) if policy_kind(p) == kind]
+            ax.scatter(fast[keep], valid[keep], c=colour, label=kind, s=28, edgecolors="black", linewidths=0.4)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.axvline(0, color="black", lw=0.6)
+        rho, low, high = table[env_id]["rho"]
+        ax.set_title(f"{tier_name(env_id)}\nρ = {rho:+.2f} [{low:+.2f}, {high:+.2f}]", fontsize=10)
+        ax.set_xlabel("gain on the fast tier (points)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"gain on {tier_name(cfg.validation_id)} (points)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
+    """``report.md``, ``gains.csv``, ``rows.csv`` and ``validity.png`` in ``out``."""
+    from distill_core.common.report import write_text
+
+    out = Path(out)
+    return {"report": write_text(markdown_report(result), out / "report.md"),
+            "gains": write_text(gains_csv(result), out / "gains.csv"),
+            "rows": write_text(rows_csv(result), out / "rows.csv"),
+            "plot": plot_validity(result, out / "validity.png")}
+
+
+__all__ = ["TOP", "agreement_table", "gain_matrix", "gains_csv", "learner_table", "markdown_report", "plot_validity",
+           "policy_kind", "rank_agreement", "rows_csv", "write_validity"]
