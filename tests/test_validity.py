@@ -116,7 +116,11 @@ def test_a_tiny_study_runs_the_same_policies_on_both_tiers_and_resumes(tiny_tier
     config = ValidityConfig(fast_ids=(FAST,), test_seeds=(5000, 5001), random_policies=2, search_groups=("learning_rate",),
                             search_kinds=("static",), search_seeds=(1000,), trials=2, learners=(), resamples=100)
     out = tmp_path / "study"
+    ready = run_validity(config, out, Runner(), progress=False, tiers=(VALIDATION,), ready_only=True)
+    assert ready.policies == ["constant", "random-static-0", "random-static-1-lr_fixed", "random-schedule-0",
+                              "random-schedule-1-lr_fixed"]  # no search, no training
     result = run_validity(config, out, Runner(), progress=False)
+    assert result.rows[:len(ready.rows)] == ready.rows  # the full run read the cells the first one made
     assert result.policies == ["constant", "random-static-0", "random-static-1-lr_fixed", "random-schedule-0",
                                "random-schedule-1-lr_fixed", "oracle-static-learning_rate"]
     assert len(result.rows) == 6 * 2 * 2

@@ -192,10 +192,14 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
     return specs
 
 
-def catalogue(config: ValidityConfig, store: CellStore, out: Path, runner: Runner, progress: bool) -> list[PolicySpec]:
-    """Every policy of the study: the constants, the random settings, the searched oracles, the learners."""
+def catalogue(config: ValidityConfig, store: CellStore, out: Path, runner: Runner, progress: bool,
+              ready_only: bool = False) -> list[PolicySpec]:
+    """Every policy of the study: the constants, the random settings, the searched oracles, the learners
+    (``ready_only``: the first two, which need no search or training)."""
     env = cached_env(config.search_id, {"split": "train"})
     specs = [PolicySpec(BASELINE, "constant"), *random_policies(config, list(env.unwrapped.action_names))]
+    if ready_only:
+        return specs
     specs += [search_cell(config, store, group, kind, runner, progress)
               for group in config.search_groups for kind in config.search_kinds]
     return specs + learner_cells(config, store, out, runner)
@@ -235,11 +239,13 @@ class ValidityResult:
 
 
 def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress: bool = True,
-                 tiers: tuple[str, ...] | None = None) -> ValidityResult:
+                 tiers: tuple[str, ...] | None = None, ready_only: bool = False) -> ValidityResult:
     """Run (or resume) the study in ``out``: searches, learners, then every tier's evaluations.
 
     :param tiers: the tiers to evaluate now (default: the validation tier, then the fast ones); a later
         call with the rest completes the study.
+    :param ready_only: evaluate only the policies that need no search or training (e.g. in a second
+        process while the first searches and trains); a later full call reads their cells.
     """
     import torch
 
@@ -247,7 +253,7 @@ def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress:
     start = time.perf_counter()
     out = Path(out)
     store = CellStore(out, config.settings())
-    specs = catalogue(config, store, out, runner, progress)
+    specs = catalogue(config, store, out, runner, progress, ready_only)
     rows: list[dict[str, Any]] = []
     for env_id in tiers or (config.validation_id, *config.fast_ids):
         rows += evaluate_tier(config, store, env_id, specs, runner, progress)
