@@ -10,6 +10,7 @@ after a kill. The validation tier's runs are one task a run: --backend ray sprea
 
     python scripts/bench_validity.py --backend ray --num-cpus 2 --workers 2 --out runs/bench/validity
     python scripts/bench_validity.py --tiers DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1   # one tier now
+    python scripts/bench_validity.py --report-from docs/results/validity --out runs/replot   # re-plot, no runs
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from agents.evaluation.cli import add_backend_arguments, parse_seeds, runner_fro
 from agents.evaluation.oracles import SEARCHED
 from agents.evaluation.sensitivity import KNOB_GROUPS
 from agents.evaluation.validity import FAST_TIERS, ValidityConfig, ValidityResult, run_validity, tier_name
-from agents.evaluation.validity_report import markdown_report, write_validity
+from agents.evaluation.validity_report import markdown_report, result_from_files, write_validity
 from distill_core.common.report import write_text
 
 DEFAULTS = ValidityConfig()
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "process can do this while the first searches and trains")
     parser.add_argument("--workers", type=int, default=1, help="processes a fast-tier lockstep batch is split over")
     parser.add_argument("--resamples", type=int, default=DEFAULTS.resamples)
+    parser.add_argument("--report-from", type=Path, default=None, metavar="DIR",
+                        help="write the report and scatter of a finished study from its config.json and rows.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/validity"))
     parser.add_argument("--no-progress", action="store_true")
     add_backend_arguments(parser)
@@ -58,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> ValidityResult:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.report_from is not None:
+        result = result_from_files(args.report_from / "config.json", args.report_from / "rows.csv")
+        paths = write_validity(result, args.out)
+        print(markdown_report(result))
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        return result
     try:
         config = ValidityConfig(fast_ids=tuple(args.fast_ids), test_seeds=parse_seeds(args.test_seeds),
                                 random_policies=args.random_policies, search_seeds=parse_seeds(args.search_seeds),

@@ -18,7 +18,7 @@ from agents.evaluation.cells import CellStore
 from agents.evaluation.episodes import PolicySpec
 from agents.evaluation.validity import ValidityConfig, random_policies, run_validity, tier_name
 from agents.evaluation.validity_report import (gain_matrix, gains_csv, markdown_report, policy_kind, rank_agreement,
-                                               write_validity)
+                                               result_from_files, write_validity)
 from env_configs import use_small_fashion_mnist, use_tiny_family
 
 FAST = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
@@ -133,6 +133,8 @@ def test_a_tiny_study_runs_the_same_policies_on_both_tiers_and_resumes(tiny_tier
     assert again.rows == result.rows
     paths = write_validity(again, tmp_path / "report")
     assert "Spearman" in markdown_report(again) and paths["plot"].stat().st_size > 0
+    back = result_from_files(paths["config"], paths["rows"])  # what docs/results keeps is enough to re-plot
+    assert back.policies == again.policies and markdown_report(back) == markdown_report(again)
     lines = gains_csv(again).splitlines()
     assert lines[0].startswith("tier,policy,kind,gain_pp") and len(lines) == 1 + 6 * 2
     assert any(line.startswith("FashionMNIST-Paper-v1,constant,constant,0.000") for line in lines)

@@ -137,6 +137,30 @@ def rows_csv(result: ValidityResult) -> str:
     return buffer.getvalue()
 
 
+def result_from_files(config_path: Path, rows_path: Path) -> ValidityResult:
+    """A finished study read back from its ``config.json`` and ``rows.csv`` (as committed under
+    ``docs/results/``), so its report and scatter can be made again without re-running it."""
+    import dataclasses
+    import json
+
+    from agents.evaluation.validity import ValidityConfig
+
+    settings = json.loads(Path(config_path).read_text())
+    names = {f.name for f in dataclasses.fields(ValidityConfig)}
+    config = ValidityConfig(**{k: v for k, v in settings.items() if k in names})
+    ids = {tier_name(i): i for i in (config.validation_id, *config.fast_ids)}
+    rows, policies = [], []
+    with open(rows_path, newline="") as handle:
+        for record in csv.DictReader(handle):
+            rows.append({"tier": ids[record["tier"]], "policy": record["policy"], "seed": int(record["seed"]),
+                         METRIC: float(record[METRIC]), "val_accuracy": float(record["val_accuracy"]),
+                         "return": float(record["return"]), "diverged": record["diverged"] == "True",
+                         "seconds": float(record["seconds"])})
+            if record["policy"] not in policies:
+                policies.append(record["policy"])
+    return ValidityResult(config, rows, policies, float("nan"))
+
+
 def markdown_report(result: ValidityResult) -> str:
     """The agreement table, the fast tier's best policies on the validation tier, and the learners."""
     from agents.evaluation.reports import interval_text, points_text
@@ -196,15 +220,21 @@ def plot_validity(result: ValidityResult, path: Path) -> Path:
 
 
 def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
-    """``report.md``, ``gains.csv``, ``rows.csv`` and ``validity.png`` in ``out``."""
+    """``config.json``, ``report.md``, ``gains.csv``, ``rows.csv`` and ``validity.png`` in ``out`` (the first and
+    ``rows.csv`` are what :func:`result_from_files` reads back)."""
     from distill_core.common.report import write_text
 
+    from dataclasses import asdict
+
+    from distill_core.common.report import write_json
+
     out = Path(out)
-    return {"report": write_text(markdown_report(result), out / "report.md"),
+    return {"config": write_json(asdict(result.config), out / "config.json"),
+            "report": write_text(markdown_report(result), out / "report.md"),
             "gains": write_text(gains_csv(result), out / "gains.csv"),
             "rows": write_text(rows_csv(result), out / "rows.csv"),
             "plot": plot_validity(result, out / "validity.png")}
 
 
 __all__ = ["TOP", "agreement_table", "gain_matrix", "gains_csv", "learner_table", "markdown_report", "plot_validity",
-           "policy_kind", "rank_agreement", "rows_csv", "write_validity"]
+           "policy_kind", "rank_agreement", "result_from_files", "rows_csv", "write_validity"]
