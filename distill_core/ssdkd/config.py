@@ -249,8 +249,9 @@ PRESETS: dict[str, SSDKDConfig] = {
     "fashion_mnist": SSDKDConfig(dataset="fashion_mnist", buffer_capacity=6000, **_FASHION),
     # the validation tier: the paper's regime on real images with convolutional networks, sized to a run of
     # about half a minute on one thread (docs/benchmarks.md): a 16-32-64 ConvNet-BN teacher, its 8-16-32
-    # student, a width-8 conv generator warmed once per teacher, 2 inversion steps a round on an eighth of
-    # the buffer (Fast-DFKD's "Fast2"), 30 KD steps a round with jitter and flips.
+    # student, a width-8 conv generator warmed once per teacher, one inversion step a round on an eighth of
+    # the buffer, 30 KD steps a round with jitter and flips. The student's rate by validation accuracy with
+    # the constants on 4 training seeds of the family: 0.02 69.9 %, 0.05 73.5 %, 0.1 below 0.05 on each seed.
     "fashion_mnist_val": SSDKDConfig(dataset="fashion_mnist", teacher_arch="convnet_bn_half", rounds=16, synth_batch=340,
                                      buffer_capacity=2700, g_steps=1, gen_width=8, latent_dim=64, warm_generator_steps=400,
                                      kd_steps=30, kd_batch=128, kd_lr=0.05, lambda_adv=0.0, inv_max_shift=2, inv_hflip=True,
