@@ -212,19 +212,20 @@ def evaluate_tier(config: ValidityConfig, store: CellStore, env_id: str, specs: 
     env_kwargs = config.tier_kwargs(env_id)
     definition = tier_definition(env_id)
     rows: list[dict[str, Any]] = []
-    with progress_bar(len(specs), tier_name(env_id), progress, unit="policy") as bar:
+    seeds = config.test_seeds
+    with progress_bar(len(specs) * len(seeds), tier_name(env_id), progress) as bar:
         for spec in specs:
             def make(spec: PolicySpec = spec) -> list[dict[str, Any]]:
                 if has_batch_engine(env_id):
-                    return evaluate_on_seeds(spec, env_id, env_kwargs, config.test_seeds, workers=config.workers)
-                return runner.map(run_cell, [Cell(spec, env_id, env_kwargs, seed) for seed in config.test_seeds])
+                    return evaluate_on_seeds(spec, env_id, env_kwargs, seeds, workers=config.workers)
+                return runner.map(run_cell, [Cell(spec, env_id, env_kwargs, seed) for seed in seeds], bar=bar)
 
             settings = {"env_id": env_id, "definition": definition, "env_kwargs": env_kwargs, "policy": asdict(spec),
-                        "seeds": config.test_seeds}
-            cell, _ = store.get_or_make(f"eval/{tier_name(env_id)}/{spec.label}", settings, make)
+                        "seeds": seeds}
+            cell, found = store.get_or_make(f"eval/{tier_name(env_id)}/{spec.label}", settings, make)
             rows += [{**row, "tier": env_id} for row in cell]
-            if bar is not None:
-                bar.update(1)
+            if bar is not None and (found or has_batch_engine(env_id)):
+                bar.update(len(seeds))
     return rows
 
 
