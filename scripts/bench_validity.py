@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learner-seeds", nargs="+", default=["0-4"], metavar="SEED")
     parser.add_argument("--tiers", nargs="*", default=None, metavar="ID",
                         help="evaluate only these tiers now (default: the validation tier, then the fast ones)")
+    parser.add_argument("--policies", nargs="+", default=None, metavar="PATTERN",
+                        help="evaluate only the policies whose labels match (shell patterns, e.g. 'a2c_schedule-*'): "
+                             "processes given disjoint patterns share the work")
     parser.add_argument("--ready-only", action="store_true",
                         help="evaluate only the constants and the random settings (no search or training): a second "
                              "process can do this while the first searches and trains")
@@ -78,11 +81,12 @@ def main(argv: list[str] | None = None) -> ValidityResult:
     start = time.perf_counter()
     with runner_from_arguments(args) as runner:
         result = run_validity(config, args.out, runner, progress=not args.no_progress,
-                              tiers=tuple(args.tiers) if args.tiers is not None else None, ready_only=args.ready_only)
+                              tiers=tuple(args.tiers) if args.tiers is not None else None, ready_only=args.ready_only,
+                              policies=tuple(args.policies) if args.policies else None)
     command = "python scripts/bench_validity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     seconds = time.perf_counter() - start
     evaluated = {row["tier"] for row in result.rows}
-    if args.ready_only or evaluated != {config.validation_id, *config.fast_ids}:
+    if args.ready_only or args.policies or evaluated != {config.validation_id, *config.fast_ids}:
         waiting = sorted(tier_name(t) for t in {config.validation_id, *config.fast_ids} - evaluated)
         print(f"evaluated {sorted(tier_name(t) for t in evaluated)} in {seconds / 60:.1f} min; still to run: {waiting}")
         return result

@@ -119,6 +119,10 @@ def test_a_tiny_study_runs_the_same_policies_on_both_tiers_and_resumes(tiny_tier
     ready = run_validity(config, out, Runner(), progress=False, tiers=(VALIDATION,), ready_only=True)
     assert ready.policies == ["constant", "random-static-0", "random-static-1-lr_fixed", "random-schedule-0",
                               "random-schedule-1-lr_fixed"]  # no search, no training
+    part = run_validity(config, out, Runner(), progress=False, tiers=(VALIDATION,), policies=("oracle-*",))
+    assert part.policies == ["oracle-static-learning_rate"]
+    with pytest.raises(ValueError, match="no policy of the study matches"):
+        run_validity(config, out, Runner(), progress=False, policies=("ppo*",))
     result = run_validity(config, out, Runner(), progress=False)
     assert result.rows[:len(ready.rows)] == ready.rows  # the full run read the cells the first one made
     assert result.policies == ["constant", "random-static-0", "random-static-1-lr_fixed", "random-schedule-0",
@@ -164,3 +168,9 @@ def test_the_learners_of_a_study_are_trained_once(tmp_path, monkeypatch):
     assert all(isinstance(s, PolicySpec) and s.whole_run and s.agent == "a2c" for s in specs)
     validity.learner_cells(config, store, tmp_path, Runner())
     assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1"]
+    # a run killed after training seed 2 but before writing its cell keeps the model
+    (tmp_path / "models" / "a2c_schedule" / "seed2").mkdir(parents=True)
+    (tmp_path / "models" / "a2c_schedule" / "seed2" / "model.zip").write_bytes(b"model")
+    validity.learner_cells(ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0, 1, 2)),
+                           CellStore(tmp_path / "other", config.settings()), tmp_path, Runner())
+    assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1", "a2c_schedule-seed0", "a2c_schedule-seed1"]

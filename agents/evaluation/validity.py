@@ -181,6 +181,9 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
             label = f"{name}-seed{seed}"
             settings = {"learner": name, "env_id": config.search_id, "definition": tier_definition(config.search_id),
                         "seed": seed}
+            if store.read(f"learner/{label}", settings) is None and (folder / "model.zip").exists():
+                # trained by a run killed before it wrote the cells (the model is saved once training ends)
+                store.write(f"learner/{label}", settings, {"model_dir": str(folder), "label": label, "trained_before": True})
             if store.read(f"learner/{label}", settings) is None:
                 tasks.append((label, settings, TrainTask(agent, whole_run_id(config.search_id) if whole_run else config.search_id,
                                                          {"split": "train"}, seed, None, str(folder),
@@ -240,14 +243,19 @@ class ValidityResult:
 
 
 def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress: bool = True,
-                 tiers: tuple[str, ...] | None = None, ready_only: bool = False) -> ValidityResult:
+                 tiers: tuple[str, ...] | None = None, ready_only: bool = False,
+                 policies: tuple[str, ...] | None = None) -> ValidityResult:
     """Run (or resume) the study in ``out``: searches, learners, then every tier's evaluations.
 
     :param tiers: the tiers to evaluate now (default: the validation tier, then the fast ones); a later
         call with the rest completes the study.
     :param ready_only: evaluate only the policies that need no search or training (e.g. in a second
         process while the first searches and trains); a later full call reads their cells.
+    :param policies: evaluate only the policies whose labels match these patterns (``fnmatch``: processes
+        or machines given disjoint patterns share the work); the result then holds only them.
     """
+    from fnmatch import fnmatchcase
+
     import torch
 
     torch.set_num_threads(1)
@@ -255,6 +263,10 @@ def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress:
     out = Path(out)
     store = CellStore(out, config.settings())
     specs = catalogue(config, store, out, runner, progress, ready_only)
+    if policies is not None:
+        specs = [s for s in specs if any(fnmatchcase(s.label, p) for p in policies)]
+        if not specs:
+            raise ValueError(f"no policy of the study matches {list(policies)}")
     rows: list[dict[str, Any]] = []
     for env_id in tiers or (config.validation_id, *config.fast_ids):
         rows += evaluate_tier(config, store, env_id, specs, runner, progress)
