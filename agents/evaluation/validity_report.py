@@ -101,6 +101,8 @@ def learner_table(result: ValidityResult) -> list[dict[str, Any]]:
     table = []
     for name in cfg.learners:
         labels = [f"{name}-seed{s}" for s in cfg.learner_seeds]
+        if not set(labels) <= set(result.policies):  # a study reported in part (--policies)
+            continue
         for env_id in (cfg.validation_id, *cfg.fast_ids):
             gains = gain_matrix(result.rows, env_id, labels, seeds)
             point, low, high = iqm_intervals({name: gains}, reps=cfg.resamples, seed=cfg.bootstrap_seed)[name]
