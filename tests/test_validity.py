@@ -17,7 +17,7 @@ from agents.evaluation.batched import close_vector_envs
 from agents.evaluation.cells import CellStore
 from agents.evaluation.episodes import PolicySpec
 from agents.evaluation.validity import ValidityConfig, random_policies, run_validity, tier_name
-from agents.evaluation.validity_report import (gain_matrix, gains_csv, markdown_report, policy_kind, rank_agreement,
+from agents.evaluation.validity_report import (agreement_table, gain_matrix, gains_csv, markdown_report, policy_kind, rank_agreement,
                                                result_from_files, write_validity)
 from env_configs import use_small_fashion_mnist, use_tiny_family
 
@@ -137,6 +137,11 @@ def test_a_tiny_study_runs_the_same_policies_on_both_tiers_and_resumes(tiny_tier
     assert again.rows == result.rows
     paths = write_validity(again, tmp_path / "report")
     assert "Spearman" in markdown_report(again) and paths["plot"].stat().st_size > 0
+    gains = {line.split(",")[1]: float(line.split(",")[3]) for line in gains_csv(again).splitlines()[1:]
+             if line.startswith("FashionMNIST")}
+    top = agreement_table(again)[0]["top"][0]  # points stay points in the report (no second x100)
+    assert f"{top['policy']} {top['validation_gain']:+.2f}" in markdown_report(again)
+    assert top["validation_gain"] == pytest.approx(gains[top["policy"]], abs=1e-3)
     back = result_from_files(paths["config"], paths["rows"])  # what docs/results keeps is enough to re-plot
     assert back.policies == again.policies and markdown_report(back) == markdown_report(again)
     lines = gains_csv(again).splitlines()

@@ -165,7 +165,11 @@ def result_from_files(config_path: Path, rows_path: Path) -> ValidityResult:
 
 def markdown_report(result: ValidityResult) -> str:
     """The agreement table, the fast tier's best policies on the validation tier, and the learners."""
-    from agents.evaluation.reports import interval_text, points_text
+    def points_text(value: float) -> str:  # the gains here are in points already
+        return f"{value:+.2f}" if np.isfinite(value) else "–"
+
+    def interval_text(bounds: tuple[float, float]) -> str:
+        return f"[{points_text(bounds[0])}, {points_text(bounds[1])}]"
 
     cfg = result.config
     lines = [f"Predictive validity: {len(result.policies)} policies on test seeds {cfg.test_seeds[0]}-{cfg.test_seeds[-1]} "
@@ -177,8 +181,8 @@ def markdown_report(result: ValidityResult) -> str:
         rho, low, high = entry["rho"]
         fr, flow, fhigh = entry["rho_lr_fixed"]
         top = "; ".join(f"{t['policy']} {points_text(t['validation_gain'])} {interval_text(t['validation_ci'])}" for t in entry["top"])
-        lines.append(f"| {tier_name(entry['tier'])} | {rho:+.2f} ({entry['policies']}) | [{low:+.2f}, {high:+.2f}] | "
-                     f"{fr:+.2f} ({entry['lr_fixed_policies']}) | [{flow:+.2f}, {fhigh:+.2f}] | {top} |")
+        lines.append(f"| {tier_name(entry['tier'])} | {points_text(rho)} ({entry['policies']}) | {interval_text((low, high))} | "
+                     f"{points_text(fr)} ({entry['lr_fixed_policies']}) | {interval_text((flow, fhigh))} | {top} |")
     lines += ["", "| learner | tier | IQM gain (training seeds × test seeds) | 95 % stratified-bootstrap CI | mean | 95 % CI |",
               "|---|---|---|---|---|---|"]
     for entry in learner_table(result):
