@@ -135,13 +135,14 @@ def test_a_tiny_study_runs_the_same_policies_on_both_tiers_and_resumes(tiny_tier
     monkeypatch.setattr(validity, "evaluate_on_seeds", lambda *a, **k: pytest.fail("a finished cell was run again"))
     again = run_validity(config, out, Runner(), progress=False)
     assert again.rows == result.rows
-    paths = write_validity(again, tmp_path / "report")
+    paths = write_validity(again, out)  # the report beside the cells, as bench_validity writes it
     assert "Spearman" in markdown_report(again) and paths["plot"].stat().st_size > 0
     gains = {line.split(",")[1]: float(line.split(",")[3]) for line in gains_csv(again).splitlines()[1:]
              if line.startswith("FashionMNIST")}
     top = agreement_table(again)[0]["top"][0]  # points stay points in the report (no second x100)
     assert f"{top['policy']} {top['validation_gain']:+.2f}" in markdown_report(again)
     assert top["validation_gain"] == pytest.approx(gains[top["policy"]], abs=1e-3)
+    assert run_validity(config, out, Runner(), progress=False).rows == again.rows  # the study's folder still opens
     back = result_from_files(paths["config"], paths["rows"])  # what docs/results keeps is enough to re-plot
     assert back.policies == again.policies and markdown_report(back) == markdown_report(again)
     lines = gains_csv(again).splitlines()

@@ -230,12 +230,10 @@ def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
     ``rows.csv`` are what :func:`result_from_files` reads back)."""
     from distill_core.common.report import write_text
 
-    from dataclasses import asdict
-
     from distill_core.common.report import write_json
 
     out = Path(out)
-    return {"config": write_json(asdict(result.config), out / "config.json"),
+    return {"config": write_json(result.config.settings(), out / "config.json"),  # the CellStore's own record
             "report": write_text(markdown_report(result), out / "report.md"),
             "gains": write_text(gains_csv(result), out / "gains.csv"),
             "rows": write_text(rows_csv(result), out / "rows.csv"),
