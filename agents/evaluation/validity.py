@@ -223,8 +223,9 @@ def evaluate_tier(config: ValidityConfig, store: CellStore, env_id: str, specs: 
                     return evaluate_on_seeds(spec, env_id, env_kwargs, seeds, workers=config.workers)
                 return runner.map(run_cell, [Cell(spec, env_id, env_kwargs, seed) for seed in seeds], bar=bar)
 
-            settings = {"env_id": env_id, "definition": definition, "env_kwargs": env_kwargs, "policy": asdict(spec),
-                        "seeds": seeds}
+            # a learner's folder is left out: the study folder may move (its learner cells say what was trained)
+            settings = {"env_id": env_id, "definition": definition, "env_kwargs": env_kwargs,
+                        "policy": {**asdict(spec), "model_dir": None}, "seeds": seeds}
             cell, found = store.get_or_make(f"eval/{tier_name(env_id)}/{spec.label}", settings, make)
             rows += [{**row, "tier": env_id} for row in cell]
             if bar is not None and (found or has_batch_engine(env_id)):
