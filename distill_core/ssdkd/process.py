@@ -152,6 +152,7 @@ class SSDKDProcess(StepwiseProcess):
         self.buffer: ReplayBuffer | None = None
         self._probe = no_probe(self.num_classes)
         self._teacher_test_logits: torch.Tensor | None = None
+        self._warm_state: dict[str, torch.Tensor] | None = None
 
     @property
     def round(self) -> int:
@@ -256,7 +257,9 @@ class SSDKDProcess(StepwiseProcess):
             self.generator = Generator(self.data.input_shape, self.data.mean, self.data.std, cfg.latent_dim, cfg.gen_width,
                                        cfg.generator).to(self.device)
         if cfg.warm_generator_steps > 0:  # every run starts from the teacher's warm generator
-            self.generator.load_state_dict(warm_generator_state(self))
+            if self._warm_state is None:  # looked up once a process (its key fingerprints the training data)
+                self._warm_state = warm_generator_state(self)
+            self.generator.load_state_dict(self._warm_state)
         self._g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=(0.5, 0.999))
 
     def _meta_update(self, fast: Generator) -> None:
