@@ -41,6 +41,8 @@ FAST_TIERS: dict[str, dict[str, Any]] = {
 VALIDATION_TIER = "DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1"
 #: the test seeds: a range no search, preset or design choice has used (those used 1000-1099 and 2000-2099)
 TEST_SEEDS = tuple(range(5000, 5024))
+#: the configuration searches and learners see (training instances)
+TRAIN_KWARGS: dict[str, Any] = {"split": "train"}
 #: the knob every ``-lr_fixed`` random policy keeps at the constants
 LEARNING_RATE = "lr_scale"
 
@@ -152,7 +154,7 @@ def random_policies(config: ValidityConfig, names: list[str]) -> list[PolicySpec
 
 def search_cell(config: ValidityConfig, store: CellStore, group: str, kind: str, runner: Runner, progress: bool) -> PolicySpec:
     """The best ``kind`` policy of knob ``group`` on the search id's training instances and seeds (searched once)."""
-    env_kwargs = {"split": "train"}
+    env_kwargs = TRAIN_KWARGS
 
     def make() -> dict[str, Any]:
         env = cached_env(config.search_id, env_kwargs)
@@ -181,12 +183,14 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
             label = f"{name}-seed{seed}"
             settings = {"learner": name, "env_id": config.search_id, "definition": tier_definition(config.search_id),
                         "seed": seed}
-            if store.read(f"learner/{label}", settings) is None and (folder / "model.zip").exists():
+            trained = store.read(f"learner/{label}", settings) is not None
+            if not trained and (folder / "model.zip").exists():
                 # trained by a run killed before it wrote the cells (the model is saved once training ends)
                 store.write(f"learner/{label}", settings, {"model_dir": str(folder), "label": label, "trained_before": True})
-            if store.read(f"learner/{label}", settings) is None:
+                trained = True
+            if not trained:
                 tasks.append((label, settings, TrainTask(agent, whole_run_id(config.search_id) if whole_run else config.search_id,
-                                                         {"split": "train"}, seed, None, str(folder),
+                                                         TRAIN_KWARGS, seed, None, str(folder),
                                                          config.search_seeds[:2], label=label)))
             specs.append(PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run))
     if tasks:
@@ -199,7 +203,7 @@ def catalogue(config: ValidityConfig, store: CellStore, out: Path, runner: Runne
               ready_only: bool = False) -> list[PolicySpec]:
     """Every policy of the study: the constants, the random settings, the searched oracles, the learners
     (``ready_only``: the first two, which need no search or training)."""
-    env = cached_env(config.search_id, {"split": "train"})
+    env = cached_env(config.search_id, TRAIN_KWARGS)
     specs = [PolicySpec(BASELINE, "constant"), *random_policies(config, list(env.unwrapped.action_names))]
     if ready_only:
         return specs
