@@ -110,6 +110,9 @@ class ProcessEnv(gym.Env):
         ``constant`` reward are made once per seed, not once per episode. Leave it ``None`` on an
         evaluation env (held-out seeds must not be training runs).
     :param divergence_penalty: the (bounded) reward of the step on which the run diverged.
+    :param fixed_knobs: knobs kept at their defaults whatever the action asks (``("lr_scale",)``): the
+        action space is unchanged, so a policy made for another id still runs, and the held entries are
+        ignored. A transfer protocol that holds a knob fixed trains and evaluates with it held.
     :param config: fields of ``config_cls`` (subclasses only).
     """
 
@@ -128,6 +131,7 @@ class ProcessEnv(gym.Env):
         reward_normalization: str | None = None,
         divergence_penalty: float = -1.0,
         seed_pool: int | None = None,
+        fixed_knobs: tuple[str, ...] | list[str] = (),
         **config: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -153,6 +157,12 @@ class ProcessEnv(gym.Env):
         self.knob_specs: list[KnobSpec] = list(process.knob_specs)
         self.knob_names = tuple(spec.name for spec in self.knob_specs)
         self.action_names = tuple(name for spec in self.knob_specs for name in spec.entry_names)
+        if isinstance(fixed_knobs, str):
+            fixed_knobs = (fixed_knobs,)
+        unknown = sorted(set(fixed_knobs) - set(self.knob_names))
+        if unknown:
+            raise ValueError(f"fixed_knobs {unknown} are not knobs of this env: its knobs are {list(self.knob_names)}")
+        self.fixed_knobs = tuple(fixed_knobs)
         names, low, high = process.observation_layout()
         self.observation_names = tuple(names)
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
@@ -175,7 +185,8 @@ class ProcessEnv(gym.Env):
             raise ValueError(f"action contains NaN or Inf: {action.tolist()} — check the policy's outputs")
         values, at = {}, 0
         for spec in self.knob_specs:
-            entries = tuple(spec.from_unit(a) for a in action[at : at + spec.size])
+            held = spec.name in self.fixed_knobs
+            entries = tuple(spec.default if held else spec.from_unit(a) for a in action[at : at + spec.size])
             values[spec.name] = entries if spec.per_class else entries[0]
             at += spec.size
         return self.process.Knobs(**values)

@@ -59,7 +59,9 @@ class SSDKDEnv(ProcessEnv):
     ## Arguments
 
     ``gymnasium.make("DistillGym/SSDKD-Digits-v0", render_mode=None, reward_normalization=None, **config)``
-    where ``config`` is any field of :class:`distill_core.ssdkd.config.SSDKDConfig`.
+    where ``config`` is any field of :class:`distill_core.ssdkd.config.SSDKDConfig`; ``fixed_knobs=("lr_scale",)``
+    keeps those knobs at their defaults whatever the action asks (same spaces: how policies move between
+    tiers whose students take different learning rates; see :class:`envs.process_env.ProcessEnv`).
     """
 
     process_cls = SSDKDProcess

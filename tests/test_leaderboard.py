@@ -65,6 +65,25 @@ def test_a_policy_on_seeds_is_batched_on_a_fast_id_and_run_one_by_one_elsewhere(
     assert rows[0]["test_accuracy"] == run_cell(Cell(spec, serial_id, tiny, 3, policy_seed=3))["test_accuracy"]
 
 
+def test_a_policy_that_holds_a_knob_fixed_is_evaluated_with_it_held_batched_or_not(tiny_small_buffer):
+    import gymnasium as gym
+
+    names = list(gym.make(SCENARIOS, **HELDOUT).unwrapped.action_names)
+    asks, at_one = [0.5] * len(names), [0.5] * len(names)
+    asks[names.index("lr_scale")], at_one[names.index("lr_scale")] = 1.0, 0.0
+    held = PolicySpec("held", "static", {"action": asks}, fixed_knobs=("lr_scale",))
+    reference = PolicySpec("reference", "static", {"action": at_one})
+    free = PolicySpec("free", "static", {"action": asks})
+    seeds = (2000, 2001)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "policy")} for r in rows]  # noqa: E731
+    batched = run_batch([(held, s) for s in seeds], SCENARIOS, HELDOUT)
+    assert strip(batched) == strip(run_batch([(reference, s) for s in seeds], SCENARIOS, HELDOUT))
+    assert strip(batched) == strip([run_cell(Cell(held, SCENARIOS, HELDOUT, s)) for s in seeds])
+    assert strip(batched) != strip(run_batch([(free, s) for s in seeds], SCENARIOS, HELDOUT))
+    with pytest.raises(ValueError, match="same knobs fixed"):
+        run_batch([(held, 2000), (free, 2000)], SCENARIOS, HELDOUT)
+
+
 def test_the_leaderboard_resumes_reports_failures_and_writes_its_files(tiny_small_buffer, tmp_path, monkeypatch):
     cfg = config(learners=("ppo_schedule",), timesteps={"ppo_schedule": 4}, hyperparams={"ppo_schedule": TINY_PPO})
     real_train = leaderboard.train_learner

@@ -205,6 +205,27 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(env_id, monkeypatch, d
         assert np.array_equal(a, b)
 
 
+def test_a_fixed_knob_ignores_its_action_entries_in_every_slot_and_a_bad_name_is_refused(monkeypatch, digits_teacher):
+    venv = _make_vec(SCHEDULE, monkeypatch, fixed_knobs=("lr_scale",))
+    plain = _make_vec(SCHEDULE, monkeypatch)
+    names = list(venv.runs.template.action_names)
+    lr = [names.index("lr_scale"), len(names) + names.index("lr_scale")]  # a schedule's start and end
+    actions = _actions(np.random.default_rng(4), venv)
+    actions[:, lr] = [[1.0, 1.0], [-1.0, 1.0], [0.3, -0.7]]
+    held_at_one = actions.copy()
+    held_at_one[:, lr] = 0.0  # the zero action is the knob's default
+    venv.reset(seed=SEED)
+    held = venv.step(actions)[1]
+    plain.reset(seed=SEED)
+    unheld = plain.step(actions)[1]
+    plain.reset(seed=SEED)
+    reference = plain.step(held_at_one)[1]
+    assert np.array_equal(held, reference), "a fixed knob must act as its default whatever the action says"
+    assert not np.array_equal(held, unheld), "the lr entries should have mattered without fixed_knobs"
+    with pytest.raises(ValueError, match=r"fixed_knobs \['lr'\] are not knobs of this env.*lr_scale"):
+        gym.make(SCHEDULE, **_kwargs(SCHEDULE, monkeypatch, fixed_knobs=("lr",)))
+
+
 @pytest.mark.parametrize("num_envs", [0, -1, 1.5, True])
 def test_a_bad_num_envs_is_refused(num_envs, monkeypatch, digits_teacher):
     with pytest.raises(ValueError, match="num_envs"):

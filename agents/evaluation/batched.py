@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation.episodes import Cell, PolicySpec, build_policy, cached_env, run_cell
+from agents.evaluation.episodes import Cell, PolicySpec, build_policy, cached_env, policy_env_kwargs, run_cell
 
 #: vector envs this process has made, by id, settings, size and workers (making one loads data and teachers)
 VECTOR_ENVS: OrderedDict[str, Any] = OrderedDict()
@@ -85,6 +85,11 @@ def run_batch(pairs: Sequence[tuple[PolicySpec, int]], env_id: str, env_kwargs: 
     seeds = [seed for _, seed in pairs] if policy_seeds is None else [int(s) for s in policy_seeds]
     if len(seeds) != len(pairs):
         raise ValueError(f"{len(seeds)} policy seeds for {len(pairs)} (policy, seed) pairs")
+    fixed = {spec.fixed_knobs for spec, _ in pairs}
+    if len(fixed) > 1:
+        raise ValueError(f"one batch runs one env: its policies must hold the same knobs fixed, got {sorted(fixed)}")
+    if pairs:
+        env_kwargs = policy_env_kwargs(pairs[0][0], env_kwargs)
     width = max(1, min(slots or len(pairs), len(pairs)))
     width += width % max(1, workers)  # every worker holds the same number of slots
     rows: list[dict[str, Any]] = []

@@ -80,6 +80,8 @@ class PolicySpec:
     :param model_dir: a trained learner's folder (``model.zip``, ``vecnormalize.pkl``).
     :param whole_run: the learner was trained on the one-decision-per-run id and picks a schedule at the
         first round (:class:`agents.whole_run.WholeRunPolicy`).
+    :param fixed_knobs: knobs the policy was trained with held at the constants (the env's ``fixed_knobs``):
+        every env it is evaluated on holds them too (:func:`policy_env_kwargs`).
     """
 
     label: str
@@ -87,6 +89,21 @@ class PolicySpec:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     model_dir: str | None = None
     whole_run: bool = False
+    fixed_knobs: tuple[str, ...] = ()
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the policy's rows, for a result cell: every field but the learner's folder (a study
+        folder may move; its learner cells say what was trained); ``fixed_knobs`` only when some are
+        (so cells of policies without any keep one form)."""
+        out = {**asdict(self), "model_dir": None}
+        if not self.fixed_knobs:
+            del out["fixed_knobs"]
+        return out
+
+
+def policy_env_kwargs(spec: PolicySpec, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``env_kwargs`` with the knobs ``spec`` holds fixed (unchanged when it holds none)."""
+    return {**env_kwargs, "fixed_knobs": tuple(spec.fixed_knobs)} if spec.fixed_knobs else env_kwargs
 
 
 
@@ -138,7 +155,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     from agents.rollout import run_episode
 
     torch.set_num_threads(1)
-    env = cached_env(cell.env_id, cell.env_kwargs)
+    env = cached_env(cell.env_id, policy_env_kwargs(cell.policy, cell.env_kwargs))
     policy = build_policy(cell.policy, env, cell.seed if cell.policy_seed is None else cell.policy_seed)
     trace = run_episode(env, policy, cell.seed, env_id=cell.env_id, env_kwargs=cell.env_kwargs, agent_name=cell.policy.label)
     row: dict[str, Any] = {"policy": cell.policy.label, "seed": cell.seed,
