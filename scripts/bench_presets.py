@@ -16,7 +16,9 @@ seeds together on the lockstep engine (what the fast tier's envs run), one torch
 
 ``--methods`` runs each family instance as SSD-KD and as its baselines on the same harness (serial engine):
 the memory bank, KD on as many real training samples as SSD-KD synthesises (the teacher's training split),
-DeepInversion; the table gives each instance's teacher test accuracy beside them.
+DeepInversion; the table gives each instance's teacher test accuracy beside them. Those runs are resumable:
+each is a cell in the folder beside ``--out`` (its settings and the family's preset recorded), so the same
+command after a kill, or processes given other ``--seeds`` of the same grid, only run what is missing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from agents.evaluation.cells import CellStore
 from agents.evaluation.cli import parse_seeds
 from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.ssdkd.config import preset
@@ -39,7 +42,7 @@ from distill_core.ssdkd.lockstep import LockstepSSDKD
 from distill_core.ssdkd.lockstep_process import RunSource
 from distill_core.ssdkd.process import SSDKDProcess
 from distill_core.ssdkd.runner import METHODS, method_config
-from distill_core.ssdkd.scenarios import ScenarioConfig, ScenarioProcess
+from distill_core.ssdkd.scenarios import FAMILIES, ScenarioConfig, ScenarioProcess
 
 HEADERS = ["preset / family", "runs", "teacher test accuracy %", "final test accuracy % (mean ± std)", "s / run (mean)",
            "diverged"]
@@ -106,18 +109,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[name] = [run_once(process, s) for s in tqdm(seeds, desc=name, disable=args.no_progress)]
     if args.engine == "lockstep" and args.methods != ["ssdkd"]:
         parser.error("--methods runs on the serial engine (the lockstep engine runs SSD-KD only)")
+    store = CellStore(Path(args.out).with_suffix(""), {"benchmark": "bench_presets"})
     for family in args.families if args.engine == "serial" else ():
         scenarios = ScenarioProcess(ScenarioConfig(family=family, split=args.split, device="cpu"))
+        definition = {"family": asdict(FAMILIES[family]), "preset": asdict(preset(FAMILIES[family].preset))}
         for method in args.methods:
             rows = []
             for s in tqdm(seeds, desc=f"{family} {method}", disable=args.no_progress):
-                index = scenarios.instance_index(s)
-                inner = scenarios.instance_process(index)
-                process = inner if method == "ssdkd" else SSDKDProcess(
-                    method_config(method, inner.config, len(inner.data.x_train)), teacher=inner.teacher, data=inner.data)
-                rows.append({**run_once(process, s), "instance": scenarios.instances[index].name,
-                             "imbalance": scenarios.instances[index].imbalance,
-                             "teacher_accuracy": inner.teacher.metrics.get("test_accuracy", float("nan"))})
+                def run(s: int = s, method: str = method) -> dict[str, Any]:
+                    index = scenarios.instance_index(s)
+                    inner = scenarios.instance_process(index)
+                    process = inner if method == "ssdkd" else SSDKDProcess(
+                        method_config(method, inner.config, len(inner.data.x_train)), teacher=inner.teacher, data=inner.data)
+                    return {**run_once(process, s), "instance": scenarios.instances[index].name,
+                            "imbalance": scenarios.instances[index].imbalance,
+                            "teacher_accuracy": inner.teacher.metrics.get("test_accuracy", float("nan"))}
+
+                settings = {"family": family, "split": args.split, "method": method, "seed": s, "threads": args.threads,
+                            "definition": definition}
+                rows.append(store.get_or_make(f"{family}-{args.split}/{method}/seed{s}", settings, run)[0])
             results[family if args.methods == ["ssdkd"] else f"{family} / {method}"] = rows
     table = markdown_table(HEADERS, [table_row(name, rows) for name, rows in results.items()])
     by_teacher = [table_row(f"{name}, teacher ×{imbalance:g}", [r for r in rows if r["imbalance"] == imbalance])

@@ -42,3 +42,8 @@ def test_a_family_runs_as_ssdkd_and_its_baselines_beside_its_teacher(tmp_path, m
     imbalances = {r["imbalance"] for r in ssdkd}
     assert imbalances <= {1.0, 10.0}
     assert ("By the teacher's training set" in out.with_suffix(".md").read_text()) == (len(imbalances) > 1)
+    # every run is a cell: the same command again (or after a kill) runs nothing and reports the same rows
+    monkeypatch.setitem(main.__globals__, "run_once", lambda *a: (_ for _ in ()).throw(AssertionError("a finished run ran again")))
+    again = main(["--families", "digits_small_buffer_fast", "--seeds", "0-1", "--methods", "ssdkd", "memory_bank", "real_kd",
+                  "--out", str(out), "--no-progress"])
+    assert json.loads(json.dumps(again)) == results
