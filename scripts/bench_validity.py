@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=DEFAULTS.trials)
     parser.add_argument("--learners", nargs="*", default=list(DEFAULTS.learners))
     parser.add_argument("--learner-seeds", nargs="+", default=["0-4"], metavar="SEED")
+    parser.add_argument("--recommended-id", default=DEFAULTS.recommended_id, choices=[*FAST_TIERS, "none"], metavar="ID",
+                        help="a fast tier the learners are also trained on, with --fixed-knobs held on every tier "
+                             "('none': no such learners; default %(default)s)")
+    parser.add_argument("--fixed-knobs", nargs="*", default=list(DEFAULTS.fixed_knobs), metavar="KNOB",
+                        help="knobs the transfer protocol holds at the constants (default %(default)s)")
     parser.add_argument("--tiers", nargs="*", default=None, metavar="ID",
                         help="evaluate only these tiers now (default: the validation tier, then the fast ones)")
     parser.add_argument("--policies", nargs="+", default=None, metavar="PATTERN",
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> ValidityResult:
                                 random_policies=args.random_policies, search_seeds=parse_seeds(args.search_seeds),
                                 search_groups=tuple(args.groups), search_kinds=tuple(args.kinds), trials=args.trials,
                                 learners=tuple(args.learners), learner_seeds=parse_seeds(args.learner_seeds),
-                                workers=args.workers, resamples=args.resamples)
+                                recommended_id=None if args.recommended_id == "none" else args.recommended_id,
+                                fixed_knobs=tuple(args.fixed_knobs), workers=args.workers, resamples=args.resamples)
     except ValueError as err:
         parser.error(str(err))
     start = time.perf_counter()

@@ -167,16 +167,30 @@ def test_the_learners_of_a_study_are_trained_once(tmp_path, monkeypatch):
         return {"model_dir": task.out, "label": task.label}
 
     monkeypatch.setattr(validity, "train_learner", fake_train)
-    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0, 1))
+    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0, 1), recommended_id=None)
     store = CellStore(tmp_path, config.settings())
     specs = validity.learner_cells(config, store, tmp_path, Runner())
     assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-seed1"]
-    assert all(isinstance(s, PolicySpec) and s.whole_run and s.agent == "a2c" for s in specs)
+    assert all(isinstance(s, PolicySpec) and s.whole_run and s.agent == "a2c" and not s.fixed_knobs for s in specs)
     validity.learner_cells(config, store, tmp_path, Runner())
     assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1"]
     # a run killed after training seed 2 but before writing its cell keeps the model
     (tmp_path / "models" / "a2c_schedule" / "seed2").mkdir(parents=True)
     (tmp_path / "models" / "a2c_schedule" / "seed2" / "model.zip").write_bytes(b"model")
-    validity.learner_cells(ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0, 1, 2)),
+    validity.learner_cells(ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0, 1, 2), recommended_id=None),
                            CellStore(tmp_path / "other", config.settings()), tmp_path, Runner())
     assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1", "a2c_schedule-seed0", "a2c_schedule-seed1"]
+
+
+def test_learners_on_the_recommended_tier_train_and_are_evaluated_with_the_learning_rate_held(tmp_path, monkeypatch):
+    tasks = []
+    monkeypatch.setattr(validity, "train_learner", lambda task: tasks.append(task) or {"model_dir": task.out})
+    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,))
+    specs = validity.learner_cells(config, CellStore(tmp_path, config.settings()), tmp_path, Runner())
+    assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-lr_fixed-seed0"]
+    assert [s.fixed_knobs for s in specs] == [(), ("lr_scale",)]
+    held = tasks[1]
+    assert held.env_id == "DistillGym/SSDKD-MNIST1D-Paper-Schedule-v1"
+    assert held.env_kwargs == {"split": "train", "class_knobs": False, "priority_knobs": False, "fixed_knobs": ("lr_scale",)}
+    assert tasks[0].env_kwargs == {"split": "train"}  # the digits learners' cells keep their settings
+    assert "fixed_knobs" not in specs[0].settings() and specs[1].settings()["fixed_knobs"] == ("lr_scale",)

@@ -43,8 +43,10 @@ VALIDATION_TIER = "DistillGym/SSDKD-FashionMNIST-Paper-Scenarios-v1"
 TEST_SEEDS = tuple(range(5000, 5024))
 #: the configuration searches and learners see (training instances)
 TRAIN_KWARGS: dict[str, Any] = {"split": "train"}
-#: the knob every ``-lr_fixed`` random policy keeps at the constants
+#: the knob every ``-lr_fixed`` policy keeps at the constants
 LEARNING_RATE = "lr_scale"
+#: the fast-tier family that ranks policies as the validation tier does (measured: docs/benchmarks.md)
+RECOMMENDED_TIER = "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1"
 
 
 @dataclass
@@ -64,6 +66,11 @@ class ValidityConfig:
     :param trials: trials per search.
     :param learners: learners trained on ``search_id``'s one-decision id (``a2c_schedule``) or per round.
     :param learner_seeds: their training seeds.
+    :param recommended_id: a fast tier the learners are also trained on (``None``: none), with ``fixed_knobs``
+        held at the constants there and on every tier they are evaluated on: the transfer protocol, since
+        ``lr_scale`` x1 is each preset's tuned rate but a multiplier is not the same rate for an MLP and a
+        convolutional student.
+    :param fixed_knobs: the knobs that protocol holds.
     :param workers: processes a fast-tier lockstep batch is split over.
     :param resamples: bootstrap resamples of every interval; ``bootstrap_seed`` its seed.
     """
@@ -80,16 +87,19 @@ class ValidityConfig:
     trials: int = 24
     learners: tuple[str, ...] = ("a2c_schedule",)
     learner_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    recommended_id: str | None = RECOMMENDED_TIER
+    fixed_knobs: tuple[str, ...] = (LEARNING_RATE,)
     workers: int = 1
     resamples: int = 2000
     bootstrap_seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=lambda: {"split": "heldout"})
 
     def __post_init__(self) -> None:
-        for name in ("fast_ids", "test_seeds", "search_seeds", "search_groups", "search_kinds", "learners", "learner_seeds"):
+        for name in ("fast_ids", "test_seeds", "search_seeds", "search_groups", "search_kinds", "learners", "learner_seeds",
+                     "fixed_knobs"):
             setattr(self, name, tuple(getattr(self, name)))
         check_not_test_seeds(self.search_seeds, "the searches and learners of a study")
-        unknown = [i for i in self.fast_ids if i not in FAST_TIERS]
+        unknown = [i for i in (*self.fast_ids, *([self.recommended_id] if self.recommended_id else [])) if i not in FAST_TIERS]
         if unknown:
             raise ValueError(f"no validity settings for {unknown}: fast tiers are {list(FAST_TIERS)}")
         if len(self.test_seeds) < 2 or self.random_policies % 2:
@@ -173,26 +183,60 @@ def search_cell(config: ValidityConfig, store: CellStore, group: str, kind: str,
     return PolicySpec(f"oracle-{kind}-{group}", spec["agent"], spec["hyperparams"])
 
 
+@dataclass
+class LearnerGroup:
+    """One learner trained over the study's training seeds on one fast tier.
+
+    :param name: the learner (``a2c_schedule``).
+    :param env_id: the per-round id it trains on (its one-decision id for a ``_schedule`` learner).
+    :param env_kwargs: its training configuration.
+    :param fixed_knobs: knobs held at the constants in training and in every evaluation.
+    :param label: the group's name in reports; its members are ``<label>-seed<s>``.
+    """
+
+    name: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    fixed_knobs: tuple[str, ...]
+    label: str
+
+
+def learner_groups(config: ValidityConfig) -> list[LearnerGroup]:
+    """Every learner on the search id, and, with ``recommended_id``, on that tier under the transfer protocol
+    (``a2c_schedule-MNIST1D-Paper-v1-lr_fixed``)."""
+    groups = [LearnerGroup(name, config.search_id, TRAIN_KWARGS, (), name) for name in config.learners]
+    if config.recommended_id is not None:
+        tag = "+".join(k.removesuffix("_scale") for k in config.fixed_knobs) + "_fixed" if config.fixed_knobs else ""
+        kwargs = {**TRAIN_KWARGS, **FAST_TIERS[config.recommended_id],
+                  **({"fixed_knobs": config.fixed_knobs} if config.fixed_knobs else {})}
+        groups += [LearnerGroup(name, config.recommended_id, kwargs, config.fixed_knobs,
+                                "-".join(filter(None, (name, tier_name(config.recommended_id), tag))))
+                   for name in config.learners]
+    return groups
+
+
 def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: Runner) -> list[PolicySpec]:
-    """Every learner trained on every training seed (the ones not trained yet in parallel, one task each)."""
+    """Every learner group trained on every training seed (the ones not trained yet in parallel, one task each)."""
     tasks, specs = [], []
-    for name in config.learners:
-        agent, whole_run = learner_agent(name)
+    for group in learner_groups(config):
+        agent, whole_run = learner_agent(group.name)
         for seed in config.learner_seeds:
-            folder = (out / "models" / name / f"seed{seed}").resolve()
-            label = f"{name}-seed{seed}"
-            settings = {"learner": name, "env_id": config.search_id, "definition": tier_definition(config.search_id),
-                        "seed": seed}
+            label = f"{group.label}-seed{seed}"
+            folder = (out / "models" / group.label / f"seed{seed}").resolve()
+            settings: dict[str, Any] = {"learner": group.name, "env_id": group.env_id,
+                                        "definition": tier_definition(group.env_id), "seed": seed}
+            if group.env_kwargs != TRAIN_KWARGS:
+                settings["env_kwargs"] = group.env_kwargs
             trained = store.read(f"learner/{label}", settings) is not None
             if not trained and (folder / "model.zip").exists():
                 # trained by a run killed before it wrote the cells (the model is saved once training ends)
                 store.write(f"learner/{label}", settings, {"model_dir": str(folder), "label": label, "trained_before": True})
                 trained = True
             if not trained:
-                tasks.append((label, settings, TrainTask(agent, whole_run_id(config.search_id) if whole_run else config.search_id,
-                                                         TRAIN_KWARGS, seed, None, str(folder),
+                tasks.append((label, settings, TrainTask(agent, whole_run_id(group.env_id) if whole_run else group.env_id,
+                                                         group.env_kwargs, seed, None, str(folder),
                                                          config.search_seeds[:2], label=label)))
-            specs.append(PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run))
+            specs.append(PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run, fixed_knobs=group.fixed_knobs))
     if tasks:
         for (label, settings, _), record in zip(tasks, runner.map(train_learner, [t for *_, t in tasks])):
             store.write(f"learner/{label}", settings, record)
@@ -227,9 +271,8 @@ def evaluate_tier(config: ValidityConfig, store: CellStore, env_id: str, specs: 
                     return evaluate_on_seeds(spec, env_id, env_kwargs, seeds, workers=config.workers)
                 return runner.map(run_cell, [Cell(spec, env_id, env_kwargs, seed) for seed in seeds], bar=bar)
 
-            # a learner's folder is left out: the study folder may move (its learner cells say what was trained)
             settings = {"env_id": env_id, "definition": definition, "env_kwargs": env_kwargs,
-                        "policy": {**asdict(spec), "model_dir": None}, "seeds": seeds}
+                        "policy": spec.settings(), "seeds": seeds}
             cell, found = store.get_or_make(f"eval/{tier_name(env_id)}/{spec.label}", settings, make)
             rows += [{**row, "tier": env_id} for row in cell]
             if bar is not None and (found or has_batch_engine(env_id)):
@@ -278,5 +321,6 @@ def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress:
     return ValidityResult(config, rows, [s.label for s in specs], time.perf_counter() - start)
 
 
-__all__ = ["FAST_TIERS", "TEST_SEEDS", "VALIDATION_TIER", "ValidityConfig", "ValidityResult", "catalogue", "evaluate_tier",
+__all__ = ["FAST_TIERS", "RECOMMENDED_TIER", "TEST_SEEDS", "VALIDATION_TIER", "LearnerGroup", "ValidityConfig", "ValidityResult",
+           "catalogue", "evaluate_tier", "learner_groups",
            "random_policies", "run_validity", "tier_definition", "tier_name"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from agents.evaluation.episodes import BASELINE, METRIC
 from agents.evaluation.statistics import bootstrap_ci, spearman
-from agents.evaluation.validity import ValidityResult, tier_name
+from agents.evaluation.validity import ValidityResult, learner_groups, tier_name
 
 #: how many of the fast tier's best-ranked policies are re-read on the validation tier
 TOP = 3
@@ -70,12 +70,12 @@ def policy_kind(label: str) -> str:
 
 def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
     """Per fast tier: ρ over every policy and over those that keep the learning rate at the constants
-    (random ``-lr_fixed`` settings and the oracles of groups without it), with CIs, and the validation gain
+    (``-lr_fixed`` random settings and learners, and the oracles of groups without it), with CIs, and the validation gain
     of the :data:`TOP` policies the fast tier ranks best."""
     cfg = result.config
     seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
     valid = gain_matrix(result.rows, cfg.validation_id, policies, seeds)
-    fixed = [i for i, p in enumerate(policies) if p.endswith("-lr_fixed") or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
+    fixed = [i for i, p in enumerate(policies) if "-lr_fixed" in p or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
     table = []
     for env_id in cfg.fast_ids:
         fast = gain_matrix(result.rows, env_id, policies, seeds)
@@ -99,7 +99,8 @@ def learner_table(result: ValidityResult) -> list[dict[str, Any]]:
     cfg = result.config
     seeds = list(cfg.test_seeds)
     table = []
-    for name in cfg.learners:
+    for group in learner_groups(cfg):
+        name = group.label
         labels = [f"{name}-seed{s}" for s in cfg.learner_seeds]
         if not set(labels) <= set(result.policies):  # a study reported in part (--policies)
             continue
