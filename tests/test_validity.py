@@ -182,10 +182,15 @@ def test_the_learners_of_a_study_are_trained_once(tmp_path, monkeypatch):
     assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1", "a2c_schedule-seed0", "a2c_schedule-seed1"]
 
 
-def test_learners_on_the_recommended_tier_train_and_are_evaluated_with_the_learning_rate_held(tmp_path, monkeypatch):
+def test_learners_on_the_recommended_tier_train_there_and_may_hold_the_learning_rate(tmp_path, monkeypatch):
     tasks = []
     monkeypatch.setattr(validity, "train_learner", lambda task: tasks.append(task) or {"model_dir": task.out})
-    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,))
+    free = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,))
+    specs = validity.learner_cells(free, CellStore(tmp_path / "free", free.settings()), tmp_path / "free", Runner())
+    assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-seed0"]
+    assert tasks[1].env_kwargs == {"split": "train", "class_knobs": False, "priority_knobs": False}  # its shared spaces
+    tasks.clear()
+    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,), fixed_knobs=("lr_scale",))
     specs = validity.learner_cells(config, CellStore(tmp_path, config.settings()), tmp_path, Runner())
     assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-lr_fixed-seed0"]
     assert [s.fixed_knobs for s in specs] == [(), ("lr_scale",)]

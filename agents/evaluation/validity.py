@@ -66,11 +66,11 @@ class ValidityConfig:
     :param trials: trials per search.
     :param learners: learners trained on ``search_id``'s one-decision id (``a2c_schedule``) or per round.
     :param learner_seeds: their training seeds.
-    :param recommended_id: a fast tier the learners are also trained on (``None``: none), with ``fixed_knobs``
-        held at the constants there and on every tier they are evaluated on: the transfer protocol, since
-        ``lr_scale`` x1 is each preset's tuned rate but a multiplier is not the same rate for an MLP and a
-        convolutional student.
-    :param fixed_knobs: the knobs that protocol holds.
+    :param recommended_id: a fast tier the learners are also trained on (``None``: none): one whose instances
+        cover the validation tier's (buffers of 5-10 %; a learner extrapolates its instance features) and
+        whose ``lr_scale`` x1 is its tuned rate, as the validation tier's is.
+    :param fixed_knobs: knobs those learners hold at the constants in training and on every tier
+        (``("lr_scale",)``: compare selection and modulation alone).
     :param workers: processes a fast-tier lockstep batch is split over.
     :param resamples: bootstrap resamples of every interval; ``bootstrap_seed`` its seed.
     """
@@ -88,7 +88,7 @@ class ValidityConfig:
     learners: tuple[str, ...] = ("a2c_schedule",)
     learner_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     recommended_id: str | None = RECOMMENDED_TIER
-    fixed_knobs: tuple[str, ...] = (LEARNING_RATE,)
+    fixed_knobs: tuple[str, ...] = ()
     workers: int = 1
     resamples: int = 2000
     bootstrap_seed: int = 0
