@@ -91,6 +91,9 @@ class PolicySpec:
     whole_run: bool = False
     fixed_knobs: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        self.fixed_knobs = tuple(self.fixed_knobs)  # read back from JSON as a list
+
     def settings(self) -> dict[str, Any]:
         """What decides the policy's rows, for a result cell: every field but the learner's folder (a study
         folder may move; its learner cells say what was trained); ``fixed_knobs`` only when some are

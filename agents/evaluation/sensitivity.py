@@ -155,7 +155,7 @@ def run_cell_search(config: SensitivityConfig, group: str, kind: str, reference:
               "best_search_value": found.best["value"], "constants_search_value": found.trials[0]["value"],
               "trial_values": [t["value"] for t in found.trials],
               "knobs": [{k: v for k, v in knob_values(env, a).items() if k in dims} for a in actions],
-              "spec": asdict(spec), "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
+              "spec": spec.settings(), "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
               **paired_gain(rows, reference, resamples=config.resamples, seed=config.bootstrap_seed),
               "diverged": int(sum(bool(r.get("diverged", False)) for r in rows))}
     write_json(record, path)
