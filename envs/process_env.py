@@ -185,8 +185,8 @@ class ProcessEnv(gym.Env):
             raise ValueError(f"action contains NaN or Inf: {action.tolist()} — check the policy's outputs")
         values, at = {}, 0
         for spec in self.knob_specs:
-            held = spec.name in self.fixed_knobs
-            entries = tuple(spec.default if held else spec.from_unit(a) for a in action[at : at + spec.size])
+            fixed = spec.name in self.fixed_knobs
+            entries = tuple(spec.default if fixed else spec.from_unit(a) for a in action[at : at + spec.size])
             values[spec.name] = entries if spec.per_class else entries[0]
             at += spec.size
         return self.process.Knobs(**values)

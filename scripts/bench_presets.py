@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[name] = [run_once(process, s) for s in tqdm(seeds, desc=name, disable=args.no_progress)]
     if args.engine == "lockstep" and args.methods != ["ssdkd"]:
         parser.error("--methods runs on the serial engine (the lockstep engine runs SSD-KD only)")
-    store = CellStore(Path(args.out).with_suffix(""), {"benchmark": "bench_presets"})
+    store = CellStore(Path(args.out).with_suffix(""), {"benchmark": "bench_presets"}) if args.families else None
     for family in args.families if args.engine == "serial" else ():
         scenarios = ScenarioProcess(ScenarioConfig(family=family, split=args.split, device="cpu"))
         definition = {"family": asdict(FAMILIES[family]), "preset": asdict(preset(FAMILIES[family].preset))}

@@ -202,8 +202,8 @@ class LearnerGroup:
 
 
 def learner_groups(config: ValidityConfig) -> list[LearnerGroup]:
-    """Every learner on the search id, and, with ``recommended_id``, on that tier under the transfer protocol
-    (``a2c_schedule-MNIST1D-Paper-v1-lr_fixed``)."""
+    """Every learner on the search id, and, with ``recommended_id``, on that tier too
+    (``a2c_schedule-MNIST1D-Paper-v1``; ``...-lr_fixed`` when it holds ``lr_scale``)."""
     groups = [LearnerGroup(name, config.search_id, TRAIN_KWARGS, (), name) for name in config.learners]
     if config.recommended_id is not None:
         tag = "+".join(k.removesuffix("_scale") for k in config.fixed_knobs) + "_fixed" if config.fixed_knobs else ""
