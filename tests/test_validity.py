@@ -16,7 +16,7 @@ from agents.evaluation.backends import Runner
 from agents.evaluation.batched import close_vector_envs
 from agents.evaluation.cells import CellStore
 from agents.evaluation.episodes import PolicySpec
-from agents.evaluation.validity import ValidityConfig, random_policies, run_validity, tier_name
+from agents.evaluation.validity import ValidityConfig, ValidityResult, random_policies, run_validity, tier_name
 from agents.evaluation.validity_report import (agreement_table, gain_matrix, gains_csv, markdown_report, policy_kind, rank_agreement,
                                                result_from_files, write_validity)
 from env_configs import use_small_fashion_mnist, use_tiny_family
@@ -71,6 +71,21 @@ def test_rank_agreement_of_hand_made_tiers():
     noise = rng.standard_normal((12, 8)) * 5
     rho, low, high = rank_agreement(fast, noise, reps=300)
     assert low < rho < high and low < 0.5  # unrelated tiers: the interval is wide
+
+
+def test_the_viable_column_ranks_only_the_policies_the_fast_tier_keeps():
+    # the tiers agree on which policies break the student and disagree on every one the fast tier keeps
+    fast_gain, valid_gain = [-30, -20, 1, 2, 3, 4], [-60, -40, 4, 3, 2, 1]
+    config = ValidityConfig(fast_ids=(FAST,), test_seeds=(5000, 5001), learners=(), resamples=200)
+    rows = [{"tier": tier, "policy": "constant", "seed": s, "test_accuracy": 0.5} for tier in (FAST, VALIDATION) for s in (5000, 5001)]
+    for i, (f, v) in enumerate(zip(fast_gain, valid_gain)):
+        rows += [{"tier": tier, "policy": f"random-static-{i}", "seed": s, "test_accuracy": 0.5 + g / 100}
+                 for tier, g in ((FAST, f), (VALIDATION, v)) for s in (5000, 5001)]
+    result = ValidityResult(config, rows, ["constant", *(f"random-static-{i}" for i in range(6))], 0.0)
+    (entry,) = agreement_table(result)
+    assert entry["rho"][0] == pytest.approx(1 - 6 * 20 / (6 * 35))  # all six: carried by the two that break it
+    assert entry["viable_policies"] == 4 and entry["rho_viable"][0] == pytest.approx(-1.0)
+    assert "ρ, above −2 there" in markdown_report(result)
 
 
 def test_random_policies_are_reproducible_and_keep_the_learning_rate_where_asked():

@@ -17,6 +17,9 @@ from agents.evaluation.validity import ValidityResult, learner_groups, tier_name
 
 #: how many of the fast tier's best-ranked policies are re-read on the validation tier
 TOP = 3
+#: a policy the fast tier scores within this many points of the constants is one it would keep: the
+#: agreement among those says whether it ranks the viable policies, not only the ones that break a student
+VIABLE = 2.0
 
 
 def gain_matrix(rows: Sequence[dict[str, Any]], tier: str, policies: Sequence[str], seeds: Sequence[int],
@@ -70,8 +73,8 @@ def policy_kind(label: str) -> str:
 
 def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
     """Per fast tier: ρ over every policy and over those that keep the learning rate at the constants
-    (``-lr_fixed`` random settings and learners, and the oracles of groups without it), with CIs, and the validation gain
-    of the :data:`TOP` policies the fast tier ranks best."""
+    (``-lr_fixed`` random settings and learners, and the oracles of groups without it) and over those it
+    scores above ``-VIABLE``, with CIs, and the validation gain of the :data:`TOP` policies it ranks best."""
     cfg = result.config
     seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
     valid = gain_matrix(result.rows, cfg.validation_id, policies, seeds)
@@ -81,9 +84,11 @@ def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
         fast = gain_matrix(result.rows, env_id, policies, seeds)
         rho = rank_agreement(fast, valid, reps=cfg.resamples, seed=cfg.bootstrap_seed)
         rho_fixed = rank_agreement(fast[fixed], valid[fixed], reps=cfg.resamples, seed=cfg.bootstrap_seed)
+        viable = [i for i in range(len(policies)) if np.nanmean(fast[i]) > -VIABLE]
+        rho_viable = rank_agreement(fast[viable], valid[viable], reps=cfg.resamples, seed=cfg.bootstrap_seed)
         order = np.argsort(-np.nanmean(fast, axis=1))[:TOP]
         table.append({"tier": env_id, "policies": len(policies), "rho": rho, "lr_fixed_policies": len(fixed),
-                      "rho_lr_fixed": rho_fixed,
+                      "rho_lr_fixed": rho_fixed, "viable_policies": len(viable), "rho_viable": rho_viable,
                       "top": [{"policy": policies[i], "fast_gain": float(np.nanmean(fast[i])),
                                "validation_gain": float(np.nanmean(valid[i])),
                                "validation_ci": bootstrap_ci(valid[i][np.isfinite(valid[i])], resamples=cfg.resamples,
@@ -176,14 +181,17 @@ def markdown_report(result: ValidityResult) -> str:
     lines = [f"Predictive validity: {len(result.policies)} policies on test seeds {cfg.test_seeds[0]}-{cfg.test_seeds[-1]} "
              f"({len(cfg.test_seeds)}) of every tier's held-out instances; validation tier {tier_name(cfg.validation_id)}; "
              f"gains in points of final test accuracy over the constants, paired by seed.", "",
-             "| fast tier | Spearman ρ (all policies) | 95 % CI | ρ, lr at ×1 | 95 % CI | its top 3 on the validation tier |",
-             "|---|---|---|---|---|---|"]
+             f"| fast tier | Spearman ρ (all policies) | 95 % CI | ρ, lr at ×1 | 95 % CI | ρ, above −{VIABLE:g} there | 95 % CI "
+             "| its top 3 on the validation tier |",
+             "|---|---|---|---|---|---|---|---|"]
     for entry in agreement_table(result):
         rho, low, high = entry["rho"]
         fr, flow, fhigh = entry["rho_lr_fixed"]
+        vr, vlow, vhigh = entry["rho_viable"]
         top = "; ".join(f"{t['policy']} {points_text(t['validation_gain'])} {interval_text(t['validation_ci'])}" for t in entry["top"])
         lines.append(f"| {tier_name(entry['tier'])} | {points_text(rho)} ({entry['policies']}) | {interval_text((low, high))} | "
-                     f"{points_text(fr)} ({entry['lr_fixed_policies']}) | {interval_text((flow, fhigh))} | {top} |")
+                     f"{points_text(fr)} ({entry['lr_fixed_policies']}) | {interval_text((flow, fhigh))} | "
+                     f"{points_text(vr)} ({entry['viable_policies']}) | {interval_text((vlow, vhigh))} | {top} |")
     lines += ["", "| learner | tier | IQM gain (training seeds × test seeds) | 95 % stratified-bootstrap CI | mean | 95 % CI |",
               "|---|---|---|---|---|---|"]
     for entry in learner_table(result):
@@ -241,5 +249,5 @@ def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
             "plot": plot_validity(result, out / "validity.png")}
 
 
-__all__ = ["TOP", "agreement_table", "gain_matrix", "gains_csv", "learner_table", "markdown_report", "plot_validity",
+__all__ = ["TOP", "VIABLE", "agreement_table", "gain_matrix", "gains_csv", "learner_table", "markdown_report", "plot_validity",
            "policy_kind", "rank_agreement", "result_from_files", "rows_csv", "write_validity"]
