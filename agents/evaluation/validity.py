@@ -27,7 +27,7 @@ from agents.evaluation.backends import Runner
 from agents.evaluation.batched import batch_evaluator, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cells import CellStore
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, run_cell
+from agents.evaluation.episodes import BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, policy_env_kwargs, run_cell
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import search, search_space
 from agents.evaluation.sensitivity import group_dims
@@ -189,7 +189,7 @@ class LearnerGroup:
 
     :param name: the learner (``a2c_schedule``).
     :param env_id: the per-round id it trains on (its one-decision id for a ``_schedule`` learner).
-    :param env_kwargs: its training configuration.
+    :param env_kwargs: its training configuration (the fixed knobs aside).
     :param fixed_knobs: knobs held at the constants in training and in every evaluation.
     :param label: the group's name in reports; its members are ``<label>-seed<s>``.
     """
@@ -207,8 +207,7 @@ def learner_groups(config: ValidityConfig) -> list[LearnerGroup]:
     groups = [LearnerGroup(name, config.search_id, TRAIN_KWARGS, (), name) for name in config.learners]
     if config.recommended_id is not None:
         tag = "+".join(k.removesuffix("_scale") for k in config.fixed_knobs) + "_fixed" if config.fixed_knobs else ""
-        kwargs = {**TRAIN_KWARGS, **FAST_TIERS[config.recommended_id],
-                  **({"fixed_knobs": config.fixed_knobs} if config.fixed_knobs else {})}
+        kwargs = {**TRAIN_KWARGS, **FAST_TIERS[config.recommended_id]}
         groups += [LearnerGroup(name, config.recommended_id, kwargs, config.fixed_knobs,
                                 "-".join(filter(None, (name, tier_name(config.recommended_id), tag))))
                    for name in config.learners]
@@ -223,10 +222,12 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
         for seed in config.learner_seeds:
             label = f"{group.label}-seed{seed}"
             folder = (out / "models" / group.label / f"seed{seed}").resolve()
+            spec = PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run, fixed_knobs=group.fixed_knobs)
+            train_kwargs = policy_env_kwargs(spec, group.env_kwargs)  # it trains as it is evaluated
             settings: dict[str, Any] = {"learner": group.name, "env_id": group.env_id,
                                         "definition": tier_definition(group.env_id), "seed": seed}
-            if group.env_kwargs != TRAIN_KWARGS:
-                settings["env_kwargs"] = group.env_kwargs
+            if train_kwargs != TRAIN_KWARGS:
+                settings["env_kwargs"] = train_kwargs
             trained = store.read(f"learner/{label}", settings) is not None
             if not trained and (folder / "model.zip").exists():
                 # trained by a run killed before it wrote the cells (the model is saved once training ends)
@@ -234,9 +235,9 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
                 trained = True
             if not trained:
                 tasks.append((label, settings, TrainTask(agent, whole_run_id(group.env_id) if whole_run else group.env_id,
-                                                         group.env_kwargs, seed, None, str(folder),
+                                                         train_kwargs, seed, None, str(folder),
                                                          config.search_seeds[:2], label=label)))
-            specs.append(PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run, fixed_knobs=group.fixed_knobs))
+            specs.append(spec)
     if tasks:
         for (label, settings, _), record in zip(tasks, runner.map(train_learner, [t for *_, t in tasks])):
             store.write(f"learner/{label}", settings, record)
