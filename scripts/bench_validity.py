@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a fast tier the learners are also trained on, with --fixed-knobs held on every tier "
                              "('none': no such learners; default %(default)s)")
     parser.add_argument("--fixed-knobs", nargs="*", default=list(DEFAULTS.fixed_knobs), metavar="KNOB",
-                        help="knobs the transfer protocol holds at the constants (default %(default)s)")
+                        help="knobs the --recommended-id learners hold at the constants, in training and on every tier "
+                             "(default %(default)s: none)")
     parser.add_argument("--tiers", nargs="*", default=None, metavar="ID",
                         help="evaluate only these tiers now (default: the validation tier, then the fast ones)")
     parser.add_argument("--policies", nargs="+", default=None, metavar="PATTERN",

@@ -84,12 +84,13 @@ def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
         fast = gain_matrix(result.rows, env_id, policies, seeds)
         rho = rank_agreement(fast, valid, reps=cfg.resamples, seed=cfg.bootstrap_seed)
         rho_fixed = rank_agreement(fast[fixed], valid[fixed], reps=cfg.resamples, seed=cfg.bootstrap_seed)
-        viable = [i for i in range(len(policies)) if np.nanmean(fast[i]) > -VIABLE]
+        means = np.nanmean(fast, axis=1)
+        viable = np.flatnonzero(means > -VIABLE)
         rho_viable = rank_agreement(fast[viable], valid[viable], reps=cfg.resamples, seed=cfg.bootstrap_seed)
-        order = np.argsort(-np.nanmean(fast, axis=1))[:TOP]
+        order = np.argsort(-means)[:TOP]
         table.append({"tier": env_id, "policies": len(policies), "rho": rho, "lr_fixed_policies": len(fixed),
                       "rho_lr_fixed": rho_fixed, "viable_policies": len(viable), "rho_viable": rho_viable,
-                      "top": [{"policy": policies[i], "fast_gain": float(np.nanmean(fast[i])),
+                      "top": [{"policy": policies[i], "fast_gain": float(means[i]),
                                "validation_gain": float(np.nanmean(valid[i])),
                                "validation_ci": bootstrap_ci(valid[i][np.isfinite(valid[i])], resamples=cfg.resamples,
                                                              seed=cfg.bootstrap_seed)} for i in order]})
