@@ -159,9 +159,11 @@ class ProcessEnv(gym.Env):
         self.action_names = tuple(name for spec in self.knob_specs for name in spec.entry_names)
         if isinstance(fixed_knobs, str):
             fixed_knobs = (fixed_knobs,)
-        unknown = sorted(set(fixed_knobs) - set(self.knob_names))
+        # a knob the env does not expose is already held: holding it is allowed (one list fits every id)
+        every = [spec.name for spec in process.all_knob_specs]
+        unknown = sorted(set(fixed_knobs) - set(every))
         if unknown:
-            raise ValueError(f"fixed_knobs {unknown} are not knobs of this env: its knobs are {list(self.knob_names)}")
+            raise ValueError(f"fixed_knobs {unknown} are not knobs of this env: its knobs are {every}")
         self.fixed_knobs = tuple(fixed_knobs)
         names, low, high = process.observation_layout()
         self.observation_names = tuple(names)

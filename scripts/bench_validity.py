@@ -23,7 +23,7 @@ from pathlib import Path
 from agents.evaluation.cli import add_backend_arguments, parse_seeds, runner_from_arguments
 from agents.evaluation.oracles import SEARCHED
 from agents.evaluation.sensitivity import KNOB_GROUPS
-from agents.evaluation.validity import FAST_TIERS, ValidityConfig, ValidityResult, run_validity, tier_name
+from agents.evaluation.validity import ALL_KNOBS, FAST_TIERS, ValidityConfig, ValidityResult, run_validity, tier_name
 from agents.evaluation.validity_report import markdown_report, result_from_files, write_validity
 from distill_core.common.report import write_text
 
@@ -44,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learners", nargs="*", default=list(DEFAULTS.learners))
     parser.add_argument("--learner-seeds", nargs="+", default=["0-4"], metavar="SEED")
     parser.add_argument("--recommended-id", default=DEFAULTS.recommended_id, choices=[*FAST_TIERS, "none"], metavar="ID",
-                        help="a fast tier the learners are also trained on, with --fixed-knobs held on every tier "
+                        help="a fast tier the learners are also trained on, once per --learner-knobs entry "
                              "('none': no such learners; default %(default)s)")
-    parser.add_argument("--fixed-knobs", nargs="*", default=list(DEFAULTS.fixed_knobs), metavar="KNOB",
-                        help="knobs the --recommended-id learners hold at the constants, in training and on every tier "
-                             "(default %(default)s: none)")
+    parser.add_argument("--learner-knobs", nargs="+", default=list(DEFAULTS.learner_knobs), metavar="GROUP",
+                        choices=[ALL_KNOBS, *KNOB_GROUPS],
+                        help=f"what the --recommended-id learners act on, a learner group each: {ALL_KNOBS!r}, or a knob group "
+                             "(every other knob held at the constants in training and on every tier; default %(default)s)")
     parser.add_argument("--tiers", nargs="*", default=None, metavar="ID",
                         help="evaluate only these tiers now (default: the validation tier, then the fast ones)")
     parser.add_argument("--policies", nargs="+", default=None, metavar="PATTERN",
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> ValidityResult:
                                 search_groups=tuple(args.groups), search_kinds=tuple(args.kinds), trials=args.trials,
                                 learners=tuple(args.learners), learner_seeds=parse_seeds(args.learner_seeds),
                                 recommended_id=None if args.recommended_id == "none" else args.recommended_id,
-                                fixed_knobs=tuple(args.fixed_knobs), workers=args.workers, resamples=args.resamples)
+                                learner_knobs=tuple(args.learner_knobs), workers=args.workers, resamples=args.resamples)
     except ValueError as err:
         parser.error(str(err))
     start = time.perf_counter()

@@ -197,7 +197,7 @@ def test_the_learners_of_a_study_are_trained_once(tmp_path, monkeypatch):
     assert trained == ["a2c_schedule-seed0", "a2c_schedule-seed1", "a2c_schedule-seed0", "a2c_schedule-seed1"]
 
 
-def test_learners_on_the_recommended_tier_train_there_and_may_hold_the_learning_rate(tmp_path, monkeypatch):
+def test_learners_on_the_recommended_tier_train_there_once_per_knob_group(tmp_path, monkeypatch):
     tasks = []
     monkeypatch.setattr(validity, "train_learner", lambda task: tasks.append(task) or {"model_dir": task.out})
     free = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,))
@@ -205,12 +205,18 @@ def test_learners_on_the_recommended_tier_train_there_and_may_hold_the_learning_
     assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-seed0"]
     assert tasks[1].env_kwargs == {"split": "train", "class_knobs": False, "priority_knobs": False}  # its shared spaces
     tasks.clear()
-    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,), fixed_knobs=("lr_scale",))
+    config = ValidityConfig(learners=("a2c_schedule",), learner_seeds=(0,), learner_knobs=("all", "learning_rate"))
     specs = validity.learner_cells(config, CellStore(tmp_path, config.settings()), tmp_path, Runner())
-    assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-lr_fixed-seed0"]
-    assert [s.fixed_knobs for s in specs] == [(), ("lr_scale",)]
-    held = tasks[1]
+    assert [s.label for s in specs] == ["a2c_schedule-seed0", "a2c_schedule-MNIST1D-Paper-v1-seed0",
+                                        "a2c_schedule-MNIST1D-Paper-v1-learning_rate-seed0"]
+    others = ("alpha", "beta", "class_priority", "gamma", "diversity", "class_weights", "replace_fraction")
+    assert [s.fixed_knobs for s in specs] == [(), (), others]
+    held = tasks[2]
     assert held.env_id == "DistillGym/SSDKD-MNIST1D-Paper-Schedule-v1"
-    assert held.env_kwargs == {"split": "train", "class_knobs": False, "priority_knobs": False, "fixed_knobs": ("lr_scale",)}
+    assert held.env_kwargs == {"split": "train", "class_knobs": False, "priority_knobs": False, "fixed_knobs": others}
     assert tasks[0].env_kwargs == {"split": "train"}  # the digits learners' cells keep their settings
-    assert "fixed_knobs" not in specs[0].settings() and specs[1].settings()["fixed_knobs"] == ("lr_scale",)
+    assert "fixed_knobs" not in specs[1].settings() and specs[2].settings()["fixed_knobs"] == others
+    groups = validity.learner_groups(ValidityConfig(learner_knobs=("all", "learning_rate", "selection_modulation")))
+    assert [g.holds_learning_rate for g in groups] == [False, False, False, True]
+    with pytest.raises(ValueError, match=r"learner_knobs \['lr'\].*'all'.*learning_rate"):
+        ValidityConfig(learner_knobs=("lr",))

@@ -224,6 +224,10 @@ def test_a_fixed_knob_ignores_its_action_entries_in_every_slot_and_a_bad_name_is
     assert not np.array_equal(held, unheld), "the lr entries should have mattered without fixed_knobs"
     with pytest.raises(ValueError, match=r"fixed_knobs \['lr'\] are not knobs of this env.*lr_scale"):
         gym.make(SCHEDULE, **_kwargs(SCHEDULE, monkeypatch, fixed_knobs=("lr",)))
+    # a knob this id does not expose is held already: one list of fixed knobs fits every id
+    unexposed = gym.make(SCHEDULE, **_kwargs(SCHEDULE, monkeypatch, fixed_knobs=("class_weights", "lr_scale")))
+    assert "class_weights" not in unexposed.unwrapped.knob_names
+    assert unexposed.action_space == venv.single_action_space
 
 
 @pytest.mark.parametrize("num_envs", [0, -1, 1.5, True])

@@ -30,7 +30,7 @@ from agents.evaluation.cli import progress_bar
 from agents.evaluation.episodes import BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, policy_env_kwargs, run_cell
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import search, search_space
-from agents.evaluation.sensitivity import group_dims
+from agents.evaluation.sensitivity import BASIC_GROUPS, KNOB_GROUPS, group_dims
 
 #: the fast-tier families compared with the validation tier, and the settings that give them its spaces
 FAST_TIERS: dict[str, dict[str, Any]] = {
@@ -47,6 +47,8 @@ TRAIN_KWARGS: dict[str, Any] = {"split": "train"}
 LEARNING_RATE = "lr_scale"
 #: the fast-tier family that ranks policies as the validation tier does (measured: docs/benchmarks.md)
 RECOMMENDED_TIER = "DistillGym/SSDKD-MNIST1D-Paper-Scenarios-v1"
+#: a learner group that acts on every knob (the others act on one knob group, :data:`KNOB_GROUPS`)
+ALL_KNOBS = "all"
 
 
 @dataclass
@@ -69,8 +71,9 @@ class ValidityConfig:
     :param recommended_id: a fast tier the learners are also trained on (``None``: none): one whose instances
         cover the validation tier's (buffers of 5-10 %; a learner extrapolates its instance features) and
         whose ``lr_scale`` x1 is its tuned rate, as the validation tier's is.
-    :param fixed_knobs: knobs those learners hold at the constants in training and on every tier
-        (``("lr_scale",)``: compare selection and modulation alone).
+    :param learner_knobs: the knobs of those learners, one learner group each: :data:`ALL_KNOBS`, or a knob
+        group of :data:`~agents.evaluation.sensitivity.KNOB_GROUPS` (``learning_rate``: the learners act on
+        it alone, every other knob held at the constants in training and on every tier).
     :param workers: processes a fast-tier lockstep batch is split over.
     :param resamples: bootstrap resamples of every interval; ``bootstrap_seed`` its seed.
     """
@@ -88,7 +91,7 @@ class ValidityConfig:
     learners: tuple[str, ...] = ("a2c_schedule",)
     learner_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     recommended_id: str | None = RECOMMENDED_TIER
-    fixed_knobs: tuple[str, ...] = ()
+    learner_knobs: tuple[str, ...] = (ALL_KNOBS,)
     workers: int = 1
     resamples: int = 2000
     bootstrap_seed: int = 0
@@ -96,7 +99,7 @@ class ValidityConfig:
 
     def __post_init__(self) -> None:
         for name in ("fast_ids", "test_seeds", "search_seeds", "search_groups", "search_kinds", "learners", "learner_seeds",
-                     "fixed_knobs"):
+                     "learner_knobs"):
             setattr(self, name, tuple(getattr(self, name)))
         check_not_test_seeds(self.search_seeds, "the searches and learners of a study")
         unknown = [i for i in (*self.fast_ids, *([self.recommended_id] if self.recommended_id else [])) if i not in FAST_TIERS]
@@ -107,6 +110,9 @@ class ValidityConfig:
                              f"(got {len(self.test_seeds)}, {self.random_policies})")
         for name in self.learners:
             learner_agent(name)
+        unknown = [g for g in self.learner_knobs if g != ALL_KNOBS and g not in KNOB_GROUPS]
+        if unknown or not self.learner_knobs:
+            raise ValueError(f"learner_knobs {unknown or '()'}: use {ALL_KNOBS!r} and / or knob groups of {list(KNOB_GROUPS)}")
 
     def tier_kwargs(self, env_id: str) -> dict[str, Any]:
         """The settings ``env_id`` is evaluated with (held-out instances, the shared spaces)."""
@@ -190,27 +196,41 @@ class LearnerGroup:
     :param name: the learner (``a2c_schedule``).
     :param env_id: the per-round id it trains on (its one-decision id for a ``_schedule`` learner).
     :param env_kwargs: its training configuration (the fixed knobs aside).
-    :param fixed_knobs: knobs held at the constants in training and in every evaluation.
+    :param knobs: what it acts on: :data:`ALL_KNOBS`, or a knob group (every other knob held at the constants
+        in training and in every evaluation).
     :param label: the group's name in reports; its members are ``<label>-seed<s>``.
     """
 
     name: str
     env_id: str
     env_kwargs: dict[str, Any]
-    fixed_knobs: tuple[str, ...]
+    knobs: str
     label: str
+
+    @property
+    def fixed_knobs(self) -> tuple[str, ...]:
+        """The knobs it holds at the constants: every SSD-KD knob outside its group (an env holds the ones it does
+        not expose anyway)."""
+        if self.knobs == ALL_KNOBS:
+            return ()
+        return tuple(k for group in BASIC_GROUPS.values() for k in group if k not in KNOB_GROUPS[self.knobs])
+
+    @property
+    def holds_learning_rate(self) -> bool:
+        """Whether its learning rate stays at the constants (a comparison of the other knobs alone)."""
+        return self.knobs != ALL_KNOBS and LEARNING_RATE not in KNOB_GROUPS[self.knobs]
 
 
 def learner_groups(config: ValidityConfig) -> list[LearnerGroup]:
-    """Every learner on the search id, and, with ``recommended_id``, on that tier too
-    (``a2c_schedule-MNIST1D-Paper-v1``; ``...-lr_fixed`` when it holds ``lr_scale``)."""
-    groups = [LearnerGroup(name, config.search_id, TRAIN_KWARGS, (), name) for name in config.learners]
+    """Every learner on the search id, and, with ``recommended_id``, on that tier too, once per entry of
+    ``learner_knobs`` (``a2c_schedule-MNIST1D-Paper-v1``; ``...-learning_rate`` for the learning-rate group)."""
+    groups = [LearnerGroup(name, config.search_id, TRAIN_KWARGS, ALL_KNOBS, name) for name in config.learners]
     if config.recommended_id is not None:
-        tag = "+".join(k.removesuffix("_scale") for k in config.fixed_knobs) + "_fixed" if config.fixed_knobs else ""
         kwargs = {**TRAIN_KWARGS, **FAST_TIERS[config.recommended_id]}
-        groups += [LearnerGroup(name, config.recommended_id, kwargs, config.fixed_knobs,
-                                "-".join(filter(None, (name, tier_name(config.recommended_id), tag))))
-                   for name in config.learners]
+        groups += [LearnerGroup(name, config.recommended_id, kwargs, knobs,
+                                "-".join(filter(None, (name, tier_name(config.recommended_id),
+                                                       "" if knobs == ALL_KNOBS else knobs))))
+                   for knobs in config.learner_knobs for name in config.learners]
     return groups
 
 
@@ -322,6 +342,6 @@ def run_validity(config: ValidityConfig, out: Path, runner: Runner, *, progress:
     return ValidityResult(config, rows, [s.label for s in specs], time.perf_counter() - start)
 
 
-__all__ = ["FAST_TIERS", "RECOMMENDED_TIER", "TEST_SEEDS", "VALIDATION_TIER", "LearnerGroup", "ValidityConfig", "ValidityResult",
+__all__ = ["ALL_KNOBS", "FAST_TIERS", "RECOMMENDED_TIER", "TEST_SEEDS", "VALIDATION_TIER", "LearnerGroup", "ValidityConfig", "ValidityResult",
            "catalogue", "evaluate_tier", "learner_groups",
            "random_policies", "run_validity", "tier_definition", "tier_name"]

@@ -73,12 +73,14 @@ def policy_kind(label: str) -> str:
 
 def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
     """Per fast tier: ρ over every policy and over those that keep the learning rate at the constants
-    (``-lr_fixed`` random settings and learners, and the oracles of groups without it) and over those it
+    (``-lr_fixed`` random settings, the oracles of groups without it, learners of groups that hold it) and over those it
     scores above ``-VIABLE``, with CIs, and the validation gain of the :data:`TOP` policies it ranks best."""
     cfg = result.config
     seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
     valid = gain_matrix(result.rows, cfg.validation_id, policies, seeds)
-    fixed = [i for i, p in enumerate(policies) if "-lr_fixed" in p or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
+    held = {f"{g.label}-seed{s}" for g in learner_groups(cfg) if g.holds_learning_rate for s in cfg.learner_seeds}
+    fixed = [i for i, p in enumerate(policies)
+             if p.endswith("-lr_fixed") or p in held or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
     table = []
     for env_id in cfg.fast_ids:
         fast = gain_matrix(result.rows, env_id, policies, seeds)
