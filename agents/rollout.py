@@ -40,14 +40,17 @@ class ReplayWarning(UserWarning):
 
 def runtime_info() -> dict[str, Any]:
     """What the numbers of an episode depend on besides its configuration: torch's intra-op thread
-    count (1 vs 2 threads changes float sums, hence observations) and the library versions."""
+    count (1 vs 2 threads changes float sums, hence observations), the CPU kernels torch dispatches to
+    (``AVX512`` and ``AVX2`` kernels round differently: the same seed trains another teacher) and the
+    library versions."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"torch_threads": torch.get_num_threads(), "versions": versions}
+    return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "versions": versions}
 
 
 @dataclass
@@ -306,12 +309,16 @@ def _compare_vector(name: str, recorded: list[float], replayed: np.ndarray, labe
 
 
 def _runtime_notes(recorded: dict[str, Any]) -> list[str]:
-    """How the current runtime's library versions differ from ``recorded``'s."""
-    now = runtime_info()["versions"]
+    """How the current runtime's CPU kernels and library versions differ from ``recorded``'s."""
+    now = runtime_info()
     notes = []
+    capability = recorded.get("cpu_capability")
+    if capability is not None and capability != now["cpu_capability"]:
+        notes.append(f"torch's CPU kernels are {now['cpu_capability']} here, {capability} when recorded (they round "
+                     f"differently; ATEN_CPU_CAPABILITY={capability.lower()} selects the recorded ones if this CPU has them)")
     for name, version in (recorded.get("versions") or {}).items():
-        if name in now and now[name] != version:
-            notes.append(f"{name} {now[name]} here, {version} when recorded")
+        if name in now["versions"] and now["versions"][name] != version:
+            notes.append(f"{name} {now['versions'][name]} here, {version} when recorded")
     return notes
 
 

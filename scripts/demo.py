@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> list:
     ppo = next(s for s in result.summaries if s.policy == LEARNER)
     print(verdict(ppo))
     print(learned_knobs(result, cached_env(ENV_ID, config.eval_env_kwargs)))
-    print(f"\nwrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.0f} s (1 torch thread per process)")
+    # one training seed: its verdict moves with the float rounding of the CPU's kernels (docs/benchmarks.md)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.0f} s (1 torch thread per "
+          f"process, {torch.backends.cpu.get_cpu_capability()} CPU kernels)")
     return result.summaries
 
 

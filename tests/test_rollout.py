@@ -270,6 +270,14 @@ def test_replay_warns_when_library_versions_differ(good):
     assert result.reproduced  # a warning, not a verdict: the numbers decide
 
 
+def test_replay_names_other_cpu_kernels(good):
+    assert good.runtime["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    trace = copy.deepcopy(good)
+    trace.runtime["cpu_capability"] = "ZVECTOR"
+    with pytest.warns(ReplayWarning, match=r"CPU kernels are \w+ here, ZVECTOR when recorded.*ATEN_CPU_CAPABILITY=zvector"):
+        replay(trace)
+
+
 @pytest.mark.parametrize("case,text,match", [
     ("empty", "", "no episodes in"),
     ("cut off", None, "not JSON"),
