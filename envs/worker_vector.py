@@ -5,6 +5,9 @@ two workers of N/2 runs each step at once; ``docs/benchmarks.md`` measures when 
 process of N. Workers start with ``forkserver`` (``spawn`` where there is none) on one torch thread;
 slot ``i`` of the whole is seeded ``s + i``, so the split does not change any run.
 
+A worker that dies (killed, crashed, out of memory) raises :class:`WorkerDiedError` naming it, its exit
+code or signal and the slots it held, as soon as its pipe closes; ``reset()`` then starts fresh workers.
+
     gymnasium.make_vec(id, num_envs=32, vectorization_mode="vector_entry_point", workers=2)
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import signal
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +23,23 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
+
+class WorkerDiedError(RuntimeError):
+    """A vector-env worker process ended while the env was using it (its runs are lost; ``reset()`` starts
+    fresh workers)."""
+
+
+def exit_text(exitcode: int | None) -> str:
+    """``killed by SIGKILL``, ``exit code 1``, or ``still running`` for a process's ``exitcode``."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def lockstep_vector_env(num_envs: int, *, env_id: str, make_vector: Callable[..., VectorEnv], workers: int = 1,
@@ -93,20 +114,13 @@ class WorkerVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.sizes = [num_envs // workers + (1 if i < num_envs % workers else 0) for i in range(workers)]
         self.offsets = np.cumsum([0, *self.sizes[:-1]]).tolist()
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        self._pipes, self._processes = [], []
-        for size in self.sizes:
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(child, make_vector, size, env_kwargs), daemon=True)
-            process.start()
-            child.close()
-            self._pipes.append(parent)
-            self._processes.append(process)
+        self._env_kwargs, self._make_vector = env_kwargs, make_vector
+        self._pipes: list[Any] = []
+        self._processes: list[Any] = []
         self._closed = False
+        self._broken: str | None = None  # why the workers are gone (a reset starts fresh ones)
         self._started = False
-        for pipe in self._pipes:
-            self._receive(pipe)
+        self._start_workers()
         single = gym.make(env_id, **env_kwargs)
         self.single_action_space = single.action_space
         self.single_observation_space = single.observation_space
@@ -115,19 +129,75 @@ class WorkerVectorEnv(VectorEnv):
         self.observation_names = single.unwrapped.observation_names
         single.close()
 
-    def _receive(self, pipe: Any) -> Any:
-        status, payload = pipe.recv()
+    def _start_workers(self) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        for size in self.sizes:
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(child, self._make_vector, size, self._env_kwargs), daemon=True)
+            process.start()
+            child.close()  # the parent keeps one end: a worker's death then reads as end-of-file at once
+            self._pipes.append(parent)
+            self._processes.append(process)
+        self._broken = None
+        for i in range(len(self._pipes)):
+            self._receive(i)
+
+    def _stop_workers(self) -> None:
+        """Ask every live worker to close, then end any that does not within seconds; never raises."""
+        for pipe, process in zip(self._pipes, self._processes):
+            if process.is_alive():
+                try:
+                    pipe.send(("close", None))
+                    if pipe.poll(5):
+                        pipe.recv()
+                except (BrokenPipeError, EOFError, OSError):
+                    pass
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes, self._processes = [], []
+
+    def _died(self, i: int) -> WorkerDiedError:
+        """Stop the other workers and say which one died, how, and which slots it held."""
+        process = self._processes[i]
+        process.join(timeout=5)
+        first, size = self.offsets[i], self.sizes[i]
+        self._broken = (f"vector-env worker {i} (pid {process.pid}, envs {first}..{first + size - 1} of {self.num_envs}) "
+                        f"ended: {exit_text(process.exitcode)}")
+        self._stop_workers()
+        return WorkerDiedError(f"{self._broken}. Its runs are lost; reset() starts fresh workers (a worker killed by "
+                               "SIGKILL unasked is often the kernel's out-of-memory killer: fewer envs a worker help)")
+
+    def _receive(self, i: int) -> Any:
+        try:
+            status, payload = self._pipes[i].recv()
+        except (EOFError, ConnectionResetError, OSError):
+            raise self._died(i) from None
         if status == "error":
-            self.close()
-            raise RuntimeError(f"a vector-env worker failed:\n{payload}")
+            self._broken = f"vector-env worker {i} raised an error"
+            self._stop_workers()
+            raise RuntimeError(f"a vector-env worker failed (reset() starts fresh workers):\n{payload}")
         return payload
 
     def _ask(self, command: str, payloads: list[Any]) -> list[Any]:
         if self._closed:
-            raise RuntimeError("the vector env is closed (a worker failed, or close() was called): make a new one")
-        for pipe, payload in zip(self._pipes, payloads):
-            pipe.send((command, payload))
-        return [self._receive(pipe) for pipe in self._pipes]
+            raise RuntimeError("the vector env is closed (close() was called): make a new one")
+        if self._broken is not None:
+            raise RuntimeError(f"{self._broken}: call reset() to start fresh workers")
+        for i, payload in enumerate(payloads):
+            try:
+                self._pipes[i].send((command, payload))
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                raise self._died(i) from None
+        return [self._receive(i) for i in range(len(self._pipes))]
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is None:
@@ -138,6 +208,8 @@ class WorkerVectorEnv(VectorEnv):
             if len(seed) != self.num_envs:
                 raise ValueError(f"reset needs one seed per env ({self.num_envs}), got {len(seed)}")
             seeds = [list(seed[o : o + size]) for o, size in zip(self.offsets, self.sizes)]
+        if self._broken is not None and not self._closed:
+            self._start_workers()
         results = self._ask("reset", seeds)
         self._started = True
         return np.concatenate([r[0] for r in results]), self._join_infos([r[1] for r in results])
@@ -186,16 +258,7 @@ class WorkerVectorEnv(VectorEnv):
         if self._closed:
             return
         self._closed = True
-        for pipe in self._pipes:
-            try:
-                pipe.send(("close", None))
-                pipe.recv()
-            except (BrokenPipeError, EOFError, OSError):
-                pass
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
+        self._stop_workers()
 
 
-__all__ = ["WorkerVectorEnv", "lockstep_vector_env"]
+__all__ = ["WorkerDiedError", "WorkerVectorEnv", "exit_text", "lockstep_vector_env"]

@@ -316,6 +316,49 @@ def test_two_worker_processes_run_what_one_process_runs_and_refuse_bad_input_up_
         _make_vec(DIGITS, monkeypatch, workers=N + 1)
 
 
+def test_a_killed_worker_is_named_with_its_signal_and_slots_and_reset_starts_fresh_workers(monkeypatch, digits_teacher):
+    import os
+    import signal
+    import time
+
+    from envs.worker_vector import WorkerDiedError
+
+    one = _make_vec(DIGITS, monkeypatch)
+    two = _make_vec(DIGITS, monkeypatch, workers=2)
+    try:
+        two.reset(seed=SEED)
+        victim = two._processes[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        actions = _actions(np.random.default_rng(5), two)
+        start = time.perf_counter()
+        with pytest.raises(WorkerDiedError, match=rf"worker 1 \(pid {victim.pid}, envs 2\.\.2 of {N}\) ended: killed by SIGKILL"):
+            two.step(actions)
+        assert time.perf_counter() - start < 15
+        assert not victim.is_alive() and not any(p.is_alive() for p in two._processes)  # the other one stopped too
+        with pytest.raises(RuntimeError, match=r"killed by SIGKILL: call reset\(\) to start fresh workers"):
+            two.step(actions)
+        # a reset starts fresh workers, and they run what one process runs
+        for a, b in zip(one.reset(seed=SEED)[:1], two.reset(seed=SEED)[:1]):
+            assert np.array_equal(a, b)
+        for a, b in zip(one.step(actions)[:4], two.step(actions)[:4]):
+            assert np.array_equal(a, b)
+        workers = list(two._processes)
+    finally:
+        two.close()
+        one.close()
+    assert not any(p.is_alive() for p in workers), "close() must leave no worker behind"
+    two.close()  # a second close returns too
+
+
+def test_a_worker_that_raises_is_reported_with_its_traceback_and_leaves_no_process(monkeypatch, digits_teacher):
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    with pytest.raises(RuntimeError, match=r"(?s)vector-env worker failed.*reward_normalization"):
+        _make_vec(DIGITS, monkeypatch, workers=2, reward_normalization="bogus")
+    assert {p.pid for p in multiprocessing.active_children()} <= before
+
+
 # ---------------------------------------------------------------------- the fast tier's single envs
 @pytest.mark.parametrize("env_id", [*envs.FAST_IDS, *(i for i, inner in envs.SCHEDULE_IDS.items() if inner in envs.FAST_IDS)])
 def test_every_fast_tier_id_passes_both_env_checkers(env_id, monkeypatch, digits_teacher):
