@@ -237,8 +237,17 @@ def train_agent(
                            save_vecnormalize=True),
     ])
     remaining = max(0, timesteps - (loaded.steps if loaded else 0))
-    agent.learn(total_timesteps=remaining, callback=callbacks, progress_bar=progress_bar,
-                reset_num_timesteps=loaded is None)
+    try:
+        agent.learn(total_timesteps=remaining, callback=callbacks, progress_bar=progress_bar,
+                    reset_num_timesteps=loaded is None)
+    except BaseException as err:
+        train_env.close()  # no worker process outlives a failed run
+        if hasattr(err, "add_note"):
+            err.add_note(f"training stopped; its checkpoints are in {checkpoints_dir}: the same command with "
+                         "resume=True (--resume) goes on from the newest")
+        raise
+    finally:
+        eval_env.close()
     model_path = out / "model.zip"
     agent.save(str(model_path))
     vecnormalize_path = None

@@ -206,3 +206,36 @@ def test_a_checkpoint_holds_the_updates_before_it(tmp_path, digits_teacher):
     ours = load_agent("ppo", tmp_path / "long" / "checkpoints" / "rl_model_24_steps.zip").policy.state_dict()
     theirs = short.agent.policy.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_killed_vector_worker_stops_training_with_its_name_and_resume_goes_on(tmp_path, monkeypatch, digits_teacher):
+    import os
+    import signal
+
+    from env_configs import tiny_kwargs
+    from envs.worker_vector import WorkerDiedError, WorkerVectorEnv
+
+    fast = "DistillGym/SSDKD-Digits-v1"
+    kwargs = {**tiny_kwargs(fast, monkeypatch), "rounds": 2, "kd_steps": 1, "probe_size": 16}
+    hyperparams = dict(n_envs=2, vector_workers=2, n_steps=2, batch_size=4, n_epochs=1)
+    step, calls, workers = WorkerVectorEnv.step, [], []
+
+    def killing_step(self, actions):
+        calls.append(1)
+        workers.extend(self._processes)
+        if len(calls) == 5:  # after the checkpoints of steps 4 and 8
+            os.kill(self._processes[1].pid, signal.SIGKILL)
+        return step(self, actions)
+
+    monkeypatch.setattr(WorkerVectorEnv, "step", killing_step)
+    out = tmp_path / "run"
+    train = dict(out=out, timesteps=16, env_kwargs=kwargs, hyperparams=hyperparams, eval_seeds=(900,), eval_freq=4,
+                 checkpoint_freq=4, progress_bar=False, tensorboard=False, device="cpu")
+    with pytest.raises(WorkerDiedError, match=r"worker 1 .* killed by SIGKILL") as raised:
+        train_agent("ppo", fast, **train)
+    assert any("--resume" in note and str(out / "checkpoints") in note for note in raised.value.__notes__)
+    assert not any(p.is_alive() for p in workers), "a failed training run must not leave its workers behind"
+    monkeypatch.setattr(WorkerVectorEnv, "step", step)
+    resumed = train_agent("ppo", fast, resume=True, **train)
+    assert resumed.resumed_from.name == "rl_model_8_steps.zip" and resumed.agent.num_timesteps == 16
+    resumed.agent.get_env().close()

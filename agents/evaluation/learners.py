@@ -70,6 +70,7 @@ def train_learner(task: TrainTask) -> dict[str, Any]:
     result = train_agent(task.agent, task.env_id, out=Path(task.out), seed=task.seed, timesteps=task.timesteps,
                          env_kwargs=task.env_kwargs, hyperparams=task.hyperparams, eval_seeds=task.eval_seeds,
                          progress_bar=task.progress_bar, tensorboard=False)
+    result.agent.get_env().close()  # its worker processes end here, not when this (long-lived) task process does
     return {"agent": task.agent, "label": task.label or task.agent, "env_id": task.env_id, "model_dir": task.out,
             "timesteps": result.timesteps, "seconds": result.seconds}
 
