@@ -108,7 +108,7 @@ class LockstepRuns:
                                             self._reference_of(self.run_seeds[slot]), index, self.template.divergence_penalty)
             terminated = diverged
             truncated = run.done and not terminated
-            info = {k: v for k, v in fact.items() if isinstance(v, (int, float, bool))}
+            info = {k: v for k, v in fact.items() if isinstance(v, (int, float, bool, str))}
             info.update(run_seed=self.run_seeds[slot], diverged=diverged)
             if terminated or truncated:
                 info["final_metrics"] = {**self.engine.final_metrics(slot),

@@ -94,7 +94,21 @@ def test_diverging_student_ends_the_run_without_raising(digits, digits_teacher):
     process.reset(0)
     while not process.done:
         stats = process.step()
-    assert stats.diverged is True and process.round < SMALL.rounds
+    assert stats.diverged is True and process.round < SMALL.rounds and stats.extras["diverged_in"] == "kd_loss"
+
+
+def test_a_non_finite_probe_ends_the_run_and_keeps_the_last_finite_probe(digits, digits_teacher):
+    import torch
+
+    process = SSDKDProcess(SMALL, teacher=digits_teacher, data=digits)
+    process.reset(0)
+    before = process.step()
+    bn = next(m for m in process.student.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    with torch.no_grad():
+        bn.running_var.fill_(float("nan"))  # KD trains on batch statistics: only the probe sees it
+    stats = process.step()
+    assert stats.diverged and stats.extras["diverged_in"] == "probe" and process.done
+    assert stats.extras["probe_kl"] == before.extras["probe_kl"] and np.isfinite(stats.values).all()
 
 
 def test_knobs_are_checked(process):

@@ -283,6 +283,32 @@ def test_memory_stays_flat_over_200_resets(env_id, step_every, digits_teacher):
                                      f"and reset 200 ({rss[200]:.1f} MiB); allowed {MAX_GROWTH_MIB} MiB")
 
 
+def test_a_nan_in_one_slots_kd_or_probe_ends_that_run_alone_with_finite_observations(monkeypatch, digits_teacher):
+    """Fault injection: a NaN in slot 1's student weights (its KD loss) and in slot 2's BatchNorm statistics
+    (its probe) end those runs as diverged, saying where; slot 0 goes on bit for bit as in a clean batch,
+    and the agent sees finite observations and rewards."""
+    import torch
+
+    hurt, clean = _make_vec(DIGITS, monkeypatch), _make_vec(DIGITS, monkeypatch)
+    rng = np.random.default_rng(6)
+    hurt.reset(seed=SEED)
+    clean.reset(seed=SEED)
+    actions = _actions(rng, hurt)
+    hurt.step(actions)
+    clean.step(actions)
+    student = hurt.runs.engine.student
+    with torch.no_grad():
+        student.params[0][1].fill_(float("nan"))
+        next(e for e in student._layers if "running_var" in e)["running_var"][2].fill_(float("nan"))
+    obs, rewards, terminated, _, info = hurt.step(actions)
+    reference = clean.step(actions)
+    final = info["final_info"]  # the ended runs' last infos (the slots start new runs at once)
+    assert terminated[1:].all() and final["diverged"][1:].all() and final["diverged_in"][1:].tolist() == ["kd_loss", "probe"]
+    assert not terminated[0]
+    assert np.array_equal(obs[0], reference[0][0]) and rewards[0] == reference[1][0]
+    assert np.isfinite(obs).all() and np.isfinite(np.stack(info["final_obs"][1:])).all() and np.isfinite(rewards).all()
+
+
 # ---------------------------------------------------------------------- worker processes
 def test_two_worker_processes_run_what_one_process_runs_and_refuse_bad_input_up_front(monkeypatch, digits_teacher):
     """``workers=2`` splits the slots over two processes; every number stays the same, and bad input is

@@ -42,7 +42,7 @@ from distill_core.models.stacked import StackedAdam, StackedNet, StackedSGD
 from distill_core.process import StatsBuilder, check_knobs
 from distill_core.ssdkd.config import SSDKDConfig
 from distill_core.ssdkd.modulation import diversity_weights, smoothed_histogram, target_distribution
-from distill_core.ssdkd.process import RunTotals, SSDKDKnobs, SSDKDProcess, observe_run, probe_statistics
+from distill_core.ssdkd.process import RunTotals, SSDKDKnobs, SSDKDProcess, observe_run, probe_is_finite, probe_statistics
 from distill_core.ssdkd.replay_buffer import ReplayBuffer
 
 #: fields a run may set for itself; every other field must be the same in all runs of one engine
@@ -237,12 +237,15 @@ class LockstepSSDKD:
             run = self.runs[slot]
             run.rounds_done += 1
             previous = run.score
-            if slot in probes:
+            where = "kd_loss" if run.diverged else ""
+            if slot in probes and probe_is_finite(probes[slot]):
                 run.probe = probes[slot]
                 run.score = -run.probe["kl"]
+            elif slot in probes:  # as the serial process: the last finite probe is kept
+                run.diverged, where = True, "probe"
             record = {"round": run.rounds_done, "samples_made": run.totals.samples_made, **synth[slot], **kd[slot]}
             run.totals.history.append(record)
-            out[slot] = {**record, "skipped": synth[slot]["skipped"], "diverged": run.diverged,
+            out[slot] = {**record, "skipped": synth[slot]["skipped"], "diverged": run.diverged, "diverged_in": where,
                          "gain": run.score - previous, "score": run.score, "probe_agreement": run.probe["agreement"],
                          "probe_kl": run.probe["kl"]}
         return out

@@ -92,6 +92,11 @@ def probe_statistics(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
             "class_kl": class_means(kl, classes, num_classes)}
 
 
+def probe_is_finite(probe: dict[str, Any]) -> bool:
+    """Whether a probe's statistics are all finite (a NaN student makes them NaN: the run has diverged)."""
+    return bool(np.isfinite(probe["kl"]) and np.isfinite(probe["agreement"]) and np.isfinite(probe["class_kl"]).all())
+
+
 def observe_run(builder: StatsBuilder, buffer: ReplayBuffer | None, probe: dict[str, Any], num_classes: int) -> None:
     """An SSD-KD run's observation: replay-buffer statistics, student–teacher agreement and KL on the
     probe (zeros before a run), overall and per class."""
@@ -191,8 +196,9 @@ class SSDKDProcess(StepwiseProcess):
 
     def _update(self, knobs: SSDKDKnobs) -> Update:
         """One round under ``knobs``. A non-finite inversion loss skips the round's synthesis (the
-        generator is re-initialised and ``extras["skipped"]`` is set); a non-finite KD loss ends the run
-        as diverged. Neither raises."""
+        generator is re-initialised and ``extras["skipped"]`` is set); a non-finite KD loss or probe ends
+        the run as diverged (``extras["diverged_in"]``: ``kd_loss`` or ``probe``; the last finite probe is
+        kept, so the observation stays finite). None raises."""
         cfg = self.config
         n_new = max(1, round(knobs.replace_fraction * cfg.synth_batch))
         with self.timed("synthesis"):
@@ -204,12 +210,17 @@ class SSDKDProcess(StepwiseProcess):
                 self.totals.skipped_rounds += 1
         with self.timed("kd"):
             kd_info, diverged = self._distill(knobs)
+        where = "kd_loss" if diverged else ""
         if not diverged:
-            self._probe = self._evaluate_probe()
+            probe = self._evaluate_probe()
+            if probe_is_finite(probe):
+                self._probe = probe
+            else:
+                diverged, where = True, "probe"
         record = {"round": self.round + 1, "samples_made": self.totals.samples_made, **synth_info, **kd_info}
         self.totals.history.append(record)
         return Update(diverged=diverged, extras={"skipped": skipped, "probe_agreement": self._probe["agreement"],
-                                                 "probe_kl": self._probe["kl"], **record})
+                                                 "probe_kl": self._probe["kl"], "diverged_in": where, **record})
 
     def score(self) -> float:
         """``−KL(T ‖ S)`` on the probe set (default, data-free) or student validation accuracy (research
