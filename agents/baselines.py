@@ -5,7 +5,6 @@ run's progress) and ``adaptive`` (per-class target weights from the student's pe
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from distill_core.common.report import write_json
 
 
 class BaselinePolicy:
@@ -54,7 +55,7 @@ class BaselinePolicy:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a small JSON describing the policy (there are no weights)."""
-        Path(path).with_suffix(".json").write_text(json.dumps({"agent": self.name, "seed": self.seed, **self.settings()}))
+        write_json({"agent": self.name, "seed": self.seed, **self.settings()}, Path(path).with_suffix(".json"))
 
     def _require_process_env(self) -> Any:
         """The :class:`ProcessEnv` under the wrappers (``ValueError`` naming this policy when there is none)."""

@@ -19,6 +19,7 @@ import numpy as np
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
 from agents.registry import agent_class
+from distill_core.common.files import atomic_write
 
 #: what a checkpoint that cannot be read raises on loading (a truncated zip: BadZipFile or SB3's
 #: "No data found in the saved file" AssertionError; a truncated pickle: EOFError / UnpicklingError;
@@ -169,9 +170,8 @@ def preload_evaluations(callback: Any, path: Path) -> None:
 
 def replace_file(path: Path, content: str | bytes) -> None:
     """Rewrite ``path`` atomically (a kill mid-write leaves the old file, not half of the new one)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.replace(tmp, path)
+    data = content.encode() if isinstance(content, str) else content
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def has_tensorboard() -> bool:

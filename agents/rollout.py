@@ -26,6 +26,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from distill_core.common.files import atomic_write
+
 #: written into every trace; a file without it (or with another) is not one of ours
 TRACE_FORMAT = "distill-gym/trace/v1"
 #: distributions whose versions a trace records (their numerics can change the episode)
@@ -155,12 +157,8 @@ def write_traces(traces: list[EpisodeTrace], path: str | os.PathLike) -> Path:
     """
     if not traces:
         raise ValueError(f"{path}: no episodes to write (a trace file holds at least one)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        for trace in traces:
-            handle.write(json.dumps(asdict(trace)) + "\n")
-    return path
+    lines = "".join(json.dumps(asdict(trace)) + "\n" for trace in traces)
+    return atomic_write(path, lambda handle: handle.write(lines.encode()))  # a kill leaves the old file or the new
 
 
 def check_complete(trace: EpisodeTrace, where: str = "trace") -> None:

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from distill_core.common.plots import bar_plot
-from distill_core.common.report import markdown_table, write_json
+from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.condense.runner import run_condensation
 from distill_core.data import load_dataset
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      f"{(run['condense_seconds'] + run['eval_seconds']) / 60:.1f}"])
     table = markdown_table(["method", "img/cls", "test acc % (mean ± std)", "eval nets", "published", "goal",
                             "vs random (same recipe)", "condense min", "eval min", "total min"], rows)
-    (out.with_suffix(".md")).write_text(f"{dataset}, ConvNet-3 evaluation, seed {args.seed}\n\n{table}\n")
+    write_text(f"{dataset}, ConvNet-3 evaluation, seed {args.seed}\n\n{table}\n", out.with_suffix(".md"))
     if runs:
         bar_plot({f"{r['name']} ({r['images_per_class']})": 100 * r["test_mean"] for r in runs}, out / "accuracy.png",
                  errors={f"{r['name']} ({r['images_per_class']})": 100 * r["test_std"] for r in runs},

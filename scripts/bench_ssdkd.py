@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from distill_core.common.plots import line_plot
-from distill_core.common.report import markdown_table, write_json
+from distill_core.common.report import markdown_table, write_json, write_text
 from distill_core.data import load_dataset
 from distill_core.ssdkd.config import preset
 from distill_core.ssdkd.runner import method_config, run_distillation
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             "samples", "reaches MB final at s (× MB's time)"], rows)
     means = markdown_table(["preset", "method", "runs", "test acc % (mean ± std)", "end-to-end s (mean)"], summary)
     goals = "" if args.quick else goal_lines(runs)
-    (out.with_suffix(".md")).write_text(means + "\n\n" + table + "\n\n" + goals + "\n")
+    write_text(means + "\n\n" + table + "\n\n" + goals + "\n", out.with_suffix(".md"))
     curves = {f"{r['name']} s{r['seed']}": ([c["seconds"] for c in r["curve"]], [100 * c["test_accuracy"] for c in r["curve"]])
               for r in runs if r["preset"] in ("fashion_mnist", "digits")}
     if curves:

@@ -138,14 +138,13 @@ def write_report(result: HeadroomResult, out: Path) -> dict[str, Path]:
     """Write ``headroom.json``, ``headroom.md``, ``headroom.png`` and the evaluation traces
     (``episodes.jsonl``) into ``out``; returns their paths by name."""
     from agents.rollout import EpisodeTrace, write_traces
-    from distill_core.common.report import write_json
+    from distill_core.common.report import write_json, write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     paths = {"json": write_json(report_json(result), out / "headroom.json")}
-    paths["md"] = out / "headroom.md"
-    paths["md"].write_text(markdown_report(result))
+    paths["md"] = write_text(markdown_report(result), out / "headroom.md")
     paths["png"] = plot_differences(
         result.summaries, out / "headroom.png", ylabel=f"Δ final {cfg.metric.replace('_', ' ')} (pp)",
         title=f"{cfg.env_id}: final {cfg.metric.replace('_', ' ')} minus {BASELINE}'s, paired over "

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from distill_core.common.files import atomic_write
 
 FORMAT_KEY = "format"
 CHECKSUM_KEY = "checksum"
@@ -75,31 +76,16 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Save ``payload`` plus its :func:`content_checksum` with ``torch.save``, so that ``path`` is
     either the old file or the complete new one.
 
-    Writes to a temporary file in the same directory, fsyncs it and renames it over ``path``:
-    a job killed mid-write never leaves a truncated checkpoint behind. The file gets the permissions
-    of any new file (``0o666`` minus the process umask, ``0o644`` under the usual ``022``).
+    Written with :func:`~distill_core.common.files.atomic_write`: a job killed mid-write (or a full disk)
+    never leaves a truncated checkpoint behind.
 
     :param payload: tensors, numbers, strings, lists and dicts (what ``weights_only=True`` can read back);
         not modified (a ``"checksum"`` entry in it is replaced).
     :param path: destination file; parent directories are created.
     :return: the path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**payload, CHECKSUM_KEY: content_checksum(payload)}
-    # not tempfile.mkstemp: it makes the file 0o600; os.open lets the umask decide, like any new file
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(

@@ -16,15 +16,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from distill_core.common.files import atomic_write  # noqa: E402
+
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike) -> Path:
-    """Lay out, write ``fig`` as a PNG at ``path`` (folders made) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Lay out, write ``fig`` as a PNG at ``path`` (folders made; atomically) and close it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def line_plot(

@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from distill_core.common.files import atomic_write
+
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Render rows as a GitHub markdown table (floats with 4 significant digits)."""
@@ -25,14 +27,6 @@ def write_json(obj: object, path: str | os.PathLike) -> Path:
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path``, creating parent folders; returns the path. Atomic: the text goes to a
-    temporary file beside ``path`` that is renamed over it, so a killed job never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``text`` to ``path``, creating parent folders; returns the path. Atomic
+    (:func:`~distill_core.common.files.atomic_write`): a killed job or a full disk never leaves half a file."""
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
