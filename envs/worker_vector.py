@@ -246,6 +246,11 @@ class WorkerVectorEnv(VectorEnv):
             out[key] = np.concatenate([p.astype(object) if dtype is object else p for p in pieces])
         return out
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the running workers (none after ``close()`` or a worker's death)."""
+        return [process.pid for process in self._processes]
+
     def worker_peak_rss_mib(self) -> list[float]:
         """Each worker process's peak resident memory so far, in MiB."""
         return self._ask("peak_rss", [None] * len(self._pipes))
