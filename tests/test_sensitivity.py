@@ -83,7 +83,7 @@ def test_a_group_moves_only_its_own_entries_cells_are_kept_and_the_map_is_writte
     action = np.asarray(cell["spec"]["hyperparams"]["action"])
     moved = [penv.action_names[i] for i in np.flatnonzero(~np.isclose(action, base))]
     assert set(moved) <= set(cell["dims"])  # γ, diversity and the class targets stay at the constants
-    reference = json.loads((tmp_path / "run" / "cells" / "constant.json").read_text())["rows"]
+    reference = json.loads((tmp_path / "run" / "cells" / "reference" / "constant.json").read_text())["payload"]
     assert [r["seed"] for r in cell["rows"]] == [r["seed"] for r in reference] == [2000, 2001, 2002]
     assert cell["diffs"] == pytest.approx([100 * (a["test_accuracy"] - b["test_accuracy"])
                                            for a, b in zip(cell["rows"], reference)])
@@ -94,6 +94,10 @@ def test_a_group_moves_only_its_own_entries_cells_are_kept_and_the_map_is_writte
     monkeypatch.setattr(sensitivity, "search", no_search)
     again = run_sensitivity(config, tmp_path / "run", progress=False)
     assert again["cells"] == result["cells"]
+    # groups may be added to a study's folder; a setting that changes its numbers may not
+    assert run_sensitivity(tiny_config(groups=("selection",)), tmp_path / "run", progress=False)["cells"] == result["cells"]
+    with pytest.raises(ValueError, match=r"another configuration \(trials differ\)"):
+        run_sensitivity(tiny_config(trials=4), tmp_path / "run", progress=False)
 
     labels, groups, gain, low, high = gain_matrix([again])
     assert labels == ["SSDKD-Digits-v1 (static)"] and groups == ["selection"] and gain[0, 0] == pytest.approx(cell["gain"])

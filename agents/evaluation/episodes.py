@@ -70,6 +70,23 @@ def cached_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
 
 
 
+def env_definition(env_id: str) -> dict[str, Any]:
+    """What decides an id's runs: its registered configuration, its scenario family and that family's preset
+    (recorded in every cell, so a cell made before a preset changed is refused rather than mixed in)."""
+    from dataclasses import is_dataclass
+
+    from distill_core.ssdkd.config import preset
+    from distill_core.ssdkd.scenarios import FAMILIES
+    from envs import registered_config
+
+    config = registered_config(env_id)
+    definition: dict[str, Any] = {"config": asdict(config) if is_dataclass(config) else config}
+    family = FAMILIES.get(getattr(config, "family", ""))
+    if family is not None:
+        definition.update(family=asdict(family), preset=asdict(preset(family.preset)))
+    return definition
+
+
 @dataclass
 class PolicySpec:
     """How a cell builds a policy.

@@ -6,14 +6,14 @@ headroom is selection, modulation, replacement or the learning rate.
     from agents.evaluation.sensitivity import SensitivityConfig, run_sensitivity
     result = run_sensitivity(SensitivityConfig(env_id="DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"), Path("runs/s"))
 
-Resumable: each (group, kind) cell is kept in ``<out>/cells/<group>-<kind>.json`` and skipped when found.
+Resumable: the constants and each (group, kind) are cells of a :class:`~agents.evaluation.cells.CellStore` in
+``<out>`` (settings and a checksum in each): found cells are read, not searched again.
 Searches run on training seeds and score the student's validation accuracy; the gains are in final test
 accuracy on held-out seeds that no search saw.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +25,8 @@ import numpy as np
 from agents.evaluation.backends import Runner
 from agents.evaluation.batched import batch_evaluator, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env
+from agents.evaluation.cells import CellStore
+from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env, env_definition
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, knob_values, search, search_space
 from agents.evaluation.statistics import bootstrap_ci
 
@@ -123,62 +124,66 @@ def paired_gain(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, An
             "diffs": diffs.tolist()}
 
 
-def cell_path(out: Path, group: str, kind: str) -> Path:
-    """Where the (``group``, ``kind``) cell is kept."""
-    return Path(out) / "cells" / f"{group}-{kind}.json"
+def _settings(config: SensitivityConfig, **cell: Any) -> dict[str, Any]:
+    """What a cell's numbers depend on: the env (its definition too) and the held-out seeds, plus ``cell``."""
+    return {"env_id": config.env_id, "definition": env_definition(config.env_id), "eval_env_kwargs": config.eval_env_kwargs,
+            "eval_seeds": config.eval_seeds, **cell}
 
 
 def run_cell_search(config: SensitivityConfig, group: str, kind: str, reference: list[dict[str, Any]],
-                    out: Path, progress: bool) -> dict[str, Any] | None:
+                    store: CellStore, progress: bool) -> dict[str, Any] | None:
     """Search ``group`` alone (``kind``), evaluate the best on the held-out seeds and compare it with the
-    constants there; kept in :func:`cell_path`. ``None`` when the env exposes no knob of the group."""
-    from distill_core.common.report import write_json
-
-    path = cell_path(out, group, kind)
-    if path.exists():
-        return json.loads(path.read_text())
+    constants there; kept as cell ``search/<group>-<kind>``. ``None`` when the env exposes no knob of the group."""
     env = cached_env(config.env_id, config.train_env_kwargs)
     dims = group_dims(env, group)
     if not dims:
         return None
-    space = search_space(env, dims)
-    evaluate = batch_evaluator(config.env_id, config.train_env_kwargs, workers=config.workers) if has_batch_engine(config.env_id) else None
-    with Runner("local") as runner, progress_bar(config.trials * len(config.search_seeds), f"{group} {kind}", progress) as bar:
-        found = search(kind, config.env_id, config.train_env_kwargs, config.search_seeds, space, trials=config.trials,
-                       runner=runner, sampler=config.sampler, seed=config.search_seed, bar=bar, evaluate=evaluate)
-    start = time.perf_counter()
-    spec = PolicySpec(f"{group}:{kind}", found.spec.agent, found.spec.hyperparams)
-    rows = evaluate_on_seeds(spec, config.env_id, config.eval_env_kwargs, config.eval_seeds, workers=config.workers)
-    actions = [found.spec.hyperparams["action"]] if kind == "static" else [found.spec.hyperparams["start"], found.spec.hyperparams["end"]]
-    record = {"group": group, "kind": kind, "dims": dims, "search_seconds": found.seconds,
-              "eval_seconds": time.perf_counter() - start, "best_trial": found.best["number"],
-              "best_search_value": found.best["value"], "constants_search_value": found.trials[0]["value"],
-              "trial_values": [t["value"] for t in found.trials],
-              "knobs": [{k: v for k, v in knob_values(env, a).items() if k in dims} for a in actions],
-              "spec": spec.settings(), "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
-              **paired_gain(rows, reference, resamples=config.resamples, seed=config.bootstrap_seed),
-              "diverged": int(sum(bool(r.get("diverged", False)) for r in rows))}
-    write_json(record, path)
-    return record
+
+    def make() -> dict[str, Any]:
+        space = search_space(env, dims)
+        evaluate = (batch_evaluator(config.env_id, config.train_env_kwargs, workers=config.workers)
+                    if has_batch_engine(config.env_id) else None)
+        with Runner("local") as runner, progress_bar(config.trials * len(config.search_seeds), f"{group} {kind}", progress) as bar:
+            found = search(kind, config.env_id, config.train_env_kwargs, config.search_seeds, space, trials=config.trials,
+                           runner=runner, sampler=config.sampler, seed=config.search_seed, bar=bar, evaluate=evaluate)
+        start = time.perf_counter()
+        spec = PolicySpec(f"{group}:{kind}", found.spec.agent, found.spec.hyperparams)
+        rows = evaluate_on_seeds(spec, config.env_id, config.eval_env_kwargs, config.eval_seeds, workers=config.workers)
+        hp = found.spec.hyperparams
+        actions = [hp["action"]] if kind == "static" else [hp["start"], hp["end"]]
+        return {"group": group, "kind": kind, "dims": dims, "search_seconds": found.seconds,
+                "eval_seconds": time.perf_counter() - start, "best_trial": found.best["number"],
+                "best_search_value": found.best["value"], "constants_search_value": found.trials[0]["value"],
+                "trial_values": [t["value"] for t in found.trials],
+                "knobs": [{k: v for k, v in knob_values(env, a).items() if k in dims} for a in actions],
+                "spec": spec.settings(), "rows": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
+                **paired_gain(rows, reference, resamples=config.resamples, seed=config.bootstrap_seed),
+                "diverged": int(sum(bool(r.get("diverged", False)) for r in rows))}
+
+    settings = _settings(config, group=group, kind=kind, train_env_kwargs=config.train_env_kwargs,
+                         search_seeds=config.search_seeds, trials=config.trials, sampler=config.sampler,
+                         search_seed=config.search_seed, resamples=config.resamples, bootstrap_seed=config.bootstrap_seed)
+    return store.get_or_make(f"search/{group}-{kind}", settings, make)[0]
 
 
 def run_sensitivity(config: SensitivityConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Every (group, kind) cell of ``config`` beside the constants on the same held-out seeds; cells found
-    in ``out`` are kept. Returns the JSON the report is written from."""
+    """Every (group, kind) cell of ``config`` beside the constants on the same held-out seeds, each a cell of a
+    :class:`CellStore` in ``out`` (found cells are read and their settings checked; a study may add groups
+    and kinds to its folder). Returns the JSON the report is written from."""
     from distill_core.common.report import write_json
 
     out = Path(out)
     start = time.perf_counter()
-    reference_path = out / "cells" / f"{BASELINE}.json"
-    if reference_path.exists():
-        reference = json.loads(reference_path.read_text())["rows"]
-    else:
-        reference = [{k: v for k, v in r.items() if k != "trace"}
-                     for r in evaluate_on_seeds(PolicySpec(BASELINE, BASELINE), config.env_id, config.eval_env_kwargs,
-                                                config.eval_seeds, workers=config.workers)]
-        write_json({"rows": reference}, reference_path)
+    store = CellStore(out, asdict(config), ignore=("groups", "kinds", "workers"))
+
+    def constants() -> list[dict[str, Any]]:
+        rows = evaluate_on_seeds(PolicySpec(BASELINE, BASELINE), config.env_id, config.eval_env_kwargs, config.eval_seeds,
+                                 workers=config.workers)
+        return [{k: v for k, v in r.items() if k != "trace"} for r in rows]
+
+    reference = store.get_or_make(f"reference/{BASELINE}", _settings(config), constants)[0]
     cells = [c for group in config.groups for kind in config.kinds
-             if (c := run_cell_search(config, group, kind, reference, out, progress)) is not None]
+             if (c := run_cell_search(config, group, kind, reference, store, progress)) is not None]
     skipped = [g for g in config.groups if not group_dims(cached_env(config.env_id, config.train_env_kwargs), g)]
     result = {"config": asdict(config), "objective": OBJECTIVE, "metric": METRIC,
               "constants_accuracy": float(np.mean([r[METRIC] for r in reference])), "cells": cells,
@@ -187,4 +192,4 @@ def run_sensitivity(config: SensitivityConfig, out: Path, *, progress: bool = Tr
     return result
 
 
-__all__ = ["BASIC_GROUPS", "KNOB_GROUPS", "SensitivityConfig", "cell_path", "group_dims", "paired_gain", "run_sensitivity"]
+__all__ = ["BASIC_GROUPS", "KNOB_GROUPS", "SensitivityConfig", "group_dims", "paired_gain", "run_sensitivity"]

@@ -27,7 +27,8 @@ from agents.evaluation.backends import Runner
 from agents.evaluation.batched import batch_evaluator, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cells import CellStore
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, policy_env_kwargs, run_cell
+from agents.evaluation.episodes import (BASELINE, Cell, PolicySpec, cached_env, check_not_test_seeds, env_definition,
+                                        policy_env_kwargs, run_cell)
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import search, search_space
 from agents.evaluation.sensitivity import BASIC_GROUPS, KNOB_GROUPS, group_dims
@@ -129,23 +130,6 @@ def tier_name(env_id: str) -> str:
     return name.replace("-Scenarios", "")
 
 
-def tier_definition(env_id: str) -> dict[str, Any]:
-    """What decides an id's runs: its registered configuration, its scenario family and that family's preset
-    (recorded in every cell, so a cell made before a preset changed is refused rather than mixed in)."""
-    from dataclasses import is_dataclass
-
-    from distill_core.ssdkd.config import preset
-    from distill_core.ssdkd.scenarios import FAMILIES
-    from envs import registered_config
-
-    config = registered_config(env_id)
-    definition: dict[str, Any] = {"config": asdict(config) if is_dataclass(config) else config}
-    family = FAMILIES.get(getattr(config, "family", ""))
-    if family is not None:
-        definition.update(family=asdict(family), preset=asdict(preset(family.preset)))
-    return definition
-
-
 def random_policies(config: ValidityConfig, names: list[str]) -> list[PolicySpec]:
     """``config.random_policies`` static and as many schedule settings drawn uniformly from the action box;
     the second half of each keeps the learning rate at the constants (``-lr_fixed``).
@@ -182,7 +166,7 @@ def search_cell(config: ValidityConfig, store: CellStore, group: str, kind: str,
                             runner=runner, bar=bar, evaluate=evaluate)
         return {**result.to_json(), "spec": asdict(result.spec)}
 
-    settings = {"env_id": config.search_id, "definition": tier_definition(config.search_id), "group": group, "kind": kind,
+    settings = {"env_id": config.search_id, "definition": env_definition(config.search_id), "group": group, "kind": kind,
                 "trials": config.trials, "seeds": config.search_seeds}
     record, _ = store.get_or_make(f"search/{group}-{kind}", settings, make)
     spec = record["spec"]
@@ -245,7 +229,7 @@ def learner_cells(config: ValidityConfig, store: CellStore, out: Path, runner: R
             spec = PolicySpec(label, agent, model_dir=str(folder), whole_run=whole_run, fixed_knobs=group.fixed_knobs)
             train_kwargs = policy_env_kwargs(spec, group.env_kwargs)  # it trains as it is evaluated
             settings: dict[str, Any] = {"learner": group.name, "env_id": group.env_id,
-                                        "definition": tier_definition(group.env_id), "seed": seed}
+                                        "definition": env_definition(group.env_id), "seed": seed}
             if train_kwargs != TRAIN_KWARGS:
                 settings["env_kwargs"] = train_kwargs
             trained = store.read(f"learner/{label}", settings) is not None
@@ -282,7 +266,7 @@ def evaluate_tier(config: ValidityConfig, store: CellStore, env_id: str, specs: 
     """Every policy on every test seed of one tier: a lockstep batch a policy on a fast-tier id, else one
     task a seed through ``runner`` (Ray spreads them over the cores or a cluster). One cell a policy."""
     env_kwargs = config.tier_kwargs(env_id)
-    definition = tier_definition(env_id)
+    definition = env_definition(env_id)
     rows: list[dict[str, Any]] = []
     seeds = config.test_seeds
     with progress_bar(len(specs) * len(seeds), tier_name(env_id), progress) as bar:
