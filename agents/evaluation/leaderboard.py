@@ -2,11 +2,12 @@
 static and schedule oracles, every policy on the same held-out instances and seeds.
 
 A *cell* is one policy with one training seed (``random``: its own seed; the constants and an oracle:
-one cell), evaluated on every held-out seed. Each finished cell is written to ``<out>/cells/<policy>/
-seed<k>.json`` at once, so a run stopped half-way and started again skips what is done; a learner's
-trained model is kept under ``<out>/models`` and not trained again. A cell that fails (a training job
-that raises) is recorded as failed, reported, and tried again on the next start. A folder holds one
-configuration: starting another in it is refused.
+one cell), evaluated on every held-out seed. Each finished cell is a cell of a
+:class:`~agents.evaluation.cells.CellStore` (``<out>/cells/<policy>/seed<k>.json``: its settings, a
+checksum and its rows), written at once, so a run stopped half-way and started again skips what is done;
+a learner's trained model is kept under ``<out>/models`` and not trained again. A cell that fails (a
+training job that raises) is recorded as failed, reported, and tried again on the next start. A folder
+holds one configuration (more learners, baselines or seeds extend it); starting another in it is refused.
 
 The searches and the evaluations run as lockstep batches on the fast-tier ids
 (:mod:`agents.evaluation.batched`, the same numbers as one episode at a time); learners train with
@@ -19,7 +20,6 @@ The searches and the evaluations run as lockstep batches on the fast-tier ids
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -29,7 +29,8 @@ from typing import Any
 from agents.evaluation.backends import Runner
 from agents.evaluation.batched import batch_evaluator, close_vector_envs, evaluate_on_seeds, has_batch_engine
 from agents.evaluation.cli import progress_bar
-from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env
+from agents.evaluation.cells import CellStore
+from agents.evaluation.episodes import BASELINE, METRIC, OBJECTIVE, PolicySpec, cached_env, env_definition
 from agents.evaluation.learners import TrainTask, learner_agent, train_learner, whole_run_id
 from agents.evaluation.oracles import SAMPLERS, SEARCHED, SearchResult, search, search_space
 from agents.evaluation.reports import json_safe
@@ -37,8 +38,8 @@ from agents.evaluation.reports import json_safe
 #: the policies that learn nothing and need no search, by leaderboard name -> registry baseline
 #: (``scripted``: the registry's ``schedule``, β annealed to 1 — named apart from the searched ``schedule`` oracle)
 BASELINES: dict[str, str] = {"constant": "constant", "random": "random", "scripted": "schedule", "adaptive": "adaptive"}
-#: the cells' format tag
-FORMAT = "distill-gym/leaderboard/v1"
+#: configuration fields a leaderboard's folder may gain or change: they add cells, or move no number
+EXTENDABLE = ("learners", "baselines", "oracles", "train_seeds", "timesteps", "hyperparams", "reps", "workers")
 #: how far apart the seeds of ``random``'s runs are (a policy seed is ``held-out seed + RUN_STRIDE · run``)
 RUN_STRIDE = 1_000_000
 
@@ -135,7 +136,7 @@ def policy_kind(name: str, config: LeaderboardConfig) -> str:
 
 
 def cell_path(out: Path, policy: str, run: int) -> Path:
-    """Where a finished cell's rows are kept."""
+    """Where a finished cell is kept."""
     return Path(out) / "cells" / policy / f"seed{run}.json"
 
 
@@ -144,19 +145,31 @@ def failure_path(out: Path, policy: str, run: int) -> Path:
     return Path(out) / "cells" / policy / f"seed{run}.failed.json"
 
 
-def read_cell(config: LeaderboardConfig, out: Path, policy: str, run: int) -> dict[str, Any] | None:
-    """A finished cell, or ``None`` when it is not finished.
+def cell_store(config: LeaderboardConfig, out: Path) -> CellStore:
+    """The folder's cells (refused when it holds another configuration, :data:`EXTENDABLE` aside)."""
+    try:
+        return CellStore(Path(out), json_safe(asdict(config)), ignore=EXTENDABLE)
+    except ValueError as err:
+        raise ValueError(str(err).replace("a study", "a leaderboard")) from None
 
-    :raises ValueError: the cell was made with another budget or overrides than ``config`` asks for.
+
+def cell_settings(config: LeaderboardConfig, policy: str) -> dict[str, Any]:
+    """What a cell's numbers depend on beyond the folder's configuration: the env's definition (its preset)
+    and the policy's budget and overrides."""
+    return {"definition": env_definition(config.env_id), **json_safe(config.settings_of(policy))}
+
+
+def read_cell(config: LeaderboardConfig, store: CellStore, policy: str, run: int) -> dict[str, Any] | None:
+    """A finished cell, or ``None`` when it is not finished (or its file is corrupt: made again, with a warning).
+
+    :raises ValueError: the cell was made with another budget, overrides or preset than ``config`` asks for.
     """
-    path = cell_path(out, policy, run)
-    if not path.exists():
-        return None
-    cell = json.loads(path.read_text())
-    if cell.get("settings") != json_safe(config.settings_of(policy)):
-        raise ValueError(f"{path} was made with {cell.get('settings')}, not {json_safe(config.settings_of(policy))}: "
-                         f"use a new --out for another budget of {policy}, or the same settings to resume")
-    return cell
+    settings = cell_settings(config, policy)
+    try:
+        return store.read(f"{policy}/seed{run}", settings)
+    except ValueError:
+        raise ValueError(f"{store.path(f'{policy}/seed{run}')} was made with other settings than {settings}: use a new "
+                         f"--out for another budget of {policy}, or the same settings to resume") from None
 
 
 @dataclass
@@ -176,27 +189,6 @@ class LeaderboardResult:
     seconds: float
 
 
-def check_folder(config: LeaderboardConfig, out: Path) -> None:
-    """Write ``config.json`` into a new folder, or check that an existing one holds the same configuration.
-
-    :raises ValueError: the folder holds another configuration (its cells would not be comparable).
-    """
-    from distill_core.common.report import write_json
-
-    path = Path(out) / "config.json"
-    mine = json_safe(asdict(config))
-    if path.exists():
-        theirs = json.loads(path.read_text())
-        same = {k: v for k, v in theirs.items()
-                if k not in ("learners", "baselines", "oracles", "train_seeds", "timesteps", "hyperparams", "reps")}
-        if same != {k: v for k, v in mine.items() if k in same}:
-            changed = sorted(k for k in same if same[k] != mine.get(k))
-            raise ValueError(f"{out} holds a leaderboard with another configuration ({', '.join(changed)} differ): "
-                             "use a new --out, or the same settings to resume it")
-        # more learners, seeds or baselines extend the same leaderboard
-    write_json(mine, path)
-
-
 def run_leaderboard(config: LeaderboardConfig, runner: Runner, out: Path, *, progress: bool = True) -> LeaderboardResult:
     """Search, train and evaluate every cell not finished in ``out``, then gather every cell's rows.
 
@@ -207,16 +199,16 @@ def run_leaderboard(config: LeaderboardConfig, runner: Runner, out: Path, *, pro
     """
     start = time.perf_counter()
     out = Path(out)
-    check_folder(config, out)
+    store = cell_store(config, out)
     try:
-        searches = {kind: run_search(config, kind, out, runner, progress) for kind in config.oracles}
-        pending, failed = run_cells(config, out, searches, runner, progress)
+        searches = {kind: run_search(config, kind, store, runner, progress) for kind in config.oracles}
+        pending, failed = run_cells(config, store, searches, runner, progress)
     finally:
         close_vector_envs()  # their worker processes
     rows, cells = [], []
     for policy in config.policies:
         for run in config.runs_of(policy):
-            cell = read_cell(config, out, policy, run)
+            cell = read_cell(config, store, policy, run)
             if cell is None:
                 continue
             rows += [{"policy": policy, "kind": cell["kind"], "run": run, **row} for row in cell["rows"]]
@@ -225,13 +217,14 @@ def run_leaderboard(config: LeaderboardConfig, runner: Runner, out: Path, *, pro
     return LeaderboardResult(config, rows, cells, failed, searches, time.perf_counter() - start)
 
 
-def run_cells(config: LeaderboardConfig, out: Path, searches: dict[str, dict[str, Any]], runner: Runner,
+def run_cells(config: LeaderboardConfig, store: CellStore, searches: dict[str, dict[str, Any]], runner: Runner,
               progress: bool) -> tuple[list[tuple[str, int]], list[dict[str, Any]]]:
-    """Train and evaluate every cell not finished in ``out``; returns the cells it ran and the failed ones."""
+    """Train and evaluate every cell not finished in ``store``; returns the cells it ran and the failed ones."""
     from distill_core.common.report import write_json
 
+    out = store.root
     failed: list[dict[str, Any]] = []
-    pending = [(p, r) for p in config.policies for r in config.runs_of(p) if read_cell(config, out, p, r) is None]
+    pending = [(p, r) for p in config.policies for r in config.runs_of(p) if read_cell(config, store, p, r) is None]
     with progress_bar(len(pending), "leaderboard", progress, unit="cell") as bar:
         for policy, run in pending:
             t0 = time.perf_counter()
@@ -245,23 +238,22 @@ def run_cells(config: LeaderboardConfig, out: Path, searches: dict[str, dict[str
                 write_json(record, failure_path(out, policy, run))
                 failed.append(record)
             else:
-                write_json({"format": FORMAT, "policy": policy, "run": run, "kind": policy_kind(policy, config),
-                            "settings": json_safe(config.settings_of(policy)), "train": train, "evaluate_seconds": time.perf_counter() - t1,
-                            "seconds": time.perf_counter() - t0, "rows": rows}, cell_path(out, policy, run))
+                store.write(f"{policy}/seed{run}", cell_settings(config, policy),
+                            {"policy": policy, "run": run, "kind": policy_kind(policy, config), "train": train,
+                             "evaluate_seconds": time.perf_counter() - t1, "seconds": time.perf_counter() - t0, "rows": rows})
                 failure_path(out, policy, run).unlink(missing_ok=True)
             if bar is not None:
                 bar.update(1)
     return pending, failed
 
 
-def run_search(config: LeaderboardConfig, kind: str, out: Path, runner: Runner, progress: bool) -> dict[str, Any]:
-    """The oracle's search, run once and kept in ``<out>/search/<kind>.json`` (its best policy's spec and
-    every trial)."""
-    from distill_core.common.report import write_json
+def run_search(config: LeaderboardConfig, kind: str, store: CellStore, runner: Runner, progress: bool) -> dict[str, Any]:
+    """The oracle's search, run once and kept as cell ``search/<kind>`` (its best policy's spec and every trial)."""
+    return store.get_or_make(f"search/{kind}", {"kind": kind, "definition": env_definition(config.env_id)},
+                             lambda: _search(config, kind, runner, progress))[0]
 
-    path = Path(out) / "search" / f"{kind}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+
+def _search(config: LeaderboardConfig, kind: str, runner: Runner, progress: bool) -> dict[str, Any]:
     env = cached_env(config.env_id, config.train_env_kwargs)
     space = search_space(env)
     evaluate_batch = (batch_evaluator(config.env_id, config.train_env_kwargs, workers=config.workers)
@@ -271,9 +263,7 @@ def run_search(config: LeaderboardConfig, kind: str, out: Path, runner: Runner, 
                                       trials=config.trials, runner=runner, objective=config.objective,
                                       sampler=config.sampler, seed=config.search_seed, batch=config.parallel_trials,
                                       bar=bar, evaluate=evaluate_batch)
-    record = {**result.to_json(), "spec": asdict(result.spec)}
-    write_json(record, path)
-    return record
+    return {**result.to_json(), "spec": asdict(result.spec)}
 
 
 def cell_policy(config: LeaderboardConfig, policy: str, run: int, out: Path, searches: dict[str, dict[str, Any]],
