@@ -1,8 +1,10 @@
 """Benchmark: faults survived. Injects the faults a long job meets and counts what was lost:
 
-- ``jobs``: a resumable benchmark (``bench_presets.py`` family runs, one result cell a run) killed with
-  SIGKILL at random moments and re-run with the same command until it finishes; its cells are compared
-  with an uninterrupted run's: cells lost, duplicated, differing, and temporary files left behind;
+- ``jobs``: two resumable jobs — a small leaderboard (``ablate.py``: the constants, ``random``, a searched
+  static oracle and a PPO learner over training seeds) and ``bench_presets.py`` family runs (one cell a
+  run) — each killed with SIGKILL at random moments and re-run with the same command until it finishes;
+  their cells are compared with an uninterrupted run's: cells lost, duplicated, differing, and temporary
+  files left behind;
 - ``workers``: a 2-worker lockstep vector env whose workers are killed with SIGKILL at random steps; each
   kill must raise ``WorkerDiedError`` naming the worker's pid and signal, and ``reset()`` must carry on;
 - ``memory``: a 2-worker vector env reset (and stepped once) many times; the peak resident memory of
@@ -10,12 +12,14 @@
 
 Prints a table and writes ``--out`` (JSON) with the table beside it (``.md``)::
 
-    python scripts/bench_faults.py --kills 20 --worker-kills 10 --resets 1000 --out runs/bench/faults.json
+    python scripts/bench_faults.py --kills leaderboard=4 presets=16 --worker-kills 10 --resets 1000 \
+        --out runs/bench/faults.json
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -32,18 +36,28 @@ import numpy as np
 from distill_core.common.report import markdown_table, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the job that is killed: every run of it is a cell (settings and checksum recorded)
-JOB = ["scripts/bench_presets.py", "--families", "digits_small_buffer_fast", "--methods", "ssdkd", "memory_bank",
-       "--no-progress"]
+#: the jobs that are killed (every result of each is a cell: settings and checksum recorded), by name:
+#: the command's arguments before ``--out``
+JOBS: dict[str, list[str]] = {
+    "leaderboard": ["scripts/ablate.py", "--learners", "ppo_schedule", "--timesteps", "16", "--train-seeds", "0-1",
+                    "--baselines", "constant", "random", "--oracles", "static", "--trials", "4", "--search-seeds",
+                    "1000-1001", "--eval-seeds", "2000-2003", "--workers", "1", "--no-progress"],
+    "presets": ["scripts/bench_presets.py", "--families", "digits_small_buffer_fast", "--methods", "ssdkd",
+                "memory_bank", "--seeds", "0-9", "--no-progress"],
+}
 #: the vector env of the worker and memory parts
 VECTOR_ID = "DistillGym/SSDKD-Digits-SmallBuffer-Scenarios-v1"
-#: what a cell may differ in between runs (machine time)
-TIMING_KEYS = ("seconds",)
 MEMORY_GOAL_MIB = 8.0
 
 
-def job_command(seeds: str, out: Path) -> list[str]:
-    return [sys.executable, *JOB, "--seeds", seeds, "--out", str(out)]
+def job_command(name: str, folder: Path) -> list[str]:
+    """The job's command writing into ``folder``."""
+    out = ["--out", str(folder)] if name == "leaderboard" else ["--out", str(folder / "presets.json")]
+    return [sys.executable, *JOBS[name], *out]
+
+
+def cells_folder(name: str, folder: Path) -> Path:
+    return folder / "cells" if name == "leaderboard" else folder / "presets" / "cells"
 
 
 def run_job(command: list[str], kill_after: float | None = None) -> bool:
@@ -66,38 +80,51 @@ def run_job(command: list[str], kill_after: float | None = None) -> bool:
     return True
 
 
+def comparable(value: Any) -> Any:
+    """``value`` without what may differ between two runs of the same cell (machine time, model folders)."""
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()
+                if "seconds" not in k and k not in ("model_dir", "trained_before", "train")}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
 def cells(folder: Path) -> dict[str, Any]:
-    """Every cell under ``folder`` by name, its payload without machine time."""
-    out = {}
-    for path in sorted(folder.rglob("*.json")):
-        if path.parent == folder:  # config.json
-            continue
-        payload = json.loads(path.read_text())["payload"]
-        out[str(path.relative_to(folder))] = {k: v for k, v in payload.items() if k not in TIMING_KEYS}
-    return out
+    """Every cell under ``folder`` by name, its payload made :func:`comparable`."""
+    return {str(path.relative_to(folder)): comparable(json.loads(path.read_text())["payload"])
+            for path in sorted(folder.rglob("*.json")) if not path.name.endswith(".failed.json")}
 
 
-def job_faults(kills: int, seeds: str, work: Path, rng: random.Random) -> dict[str, Any]:
-    """Kill the job ``kills`` times at random moments, finish it, and compare with an uninterrupted run."""
+def result_keys(name: str, folder: Path) -> list[tuple[Any, ...]]:
+    """The finished job's result rows by key (a key twice is a duplicated result)."""
+    if name == "leaderboard":
+        with open(folder / "scores.csv") as handle:
+            return [(r["policy"], r["run"], r["seed"]) for r in csv.DictReader(handle)]
+    rows = json.loads((folder / "presets.json").read_text())["results"]
+    return [(key, r["seed"]) for key, rs in rows.items() for r in rs]
+
+
+def job_faults(name: str, kills: int, work: Path, rng: random.Random) -> dict[str, Any]:
+    """Kill job ``name`` ``kills`` times at random moments, finish it, and compare it with an uninterrupted run."""
     start = time.perf_counter()
-    run_job(job_command(seeds, work / "reference" / "presets.json"))
+    run_job(job_command(name, work / name / "reference"))
     reference_seconds = time.perf_counter() - start
-    folder = work / "killed"
+    folder = work / name / "killed"
     injected = finished_early = 0
     while injected < kills:
-        # uniform over the uninterrupted run's length: kills land in start-up, runs and cell writes alike
-        if run_job(job_command(seeds, folder / "presets.json"), kill_after=rng.uniform(0.2, reference_seconds)):
+        # uniform over the uninterrupted run's length: kills land in start-up, searches, training and writes
+        if run_job(job_command(name, folder), kill_after=rng.uniform(0.2, reference_seconds)):
             finished_early += 1
-            for path in (folder / "presets").rglob("*.json"):  # start again with a fresh half of the cells
-                if path.name != "config.json" and rng.random() < 0.5:
+            for path in cells_folder(name, folder).rglob("*.json"):  # go on with a random half of the cells
+                if rng.random() < 0.5:
                     path.unlink()
             continue
         injected += 1
-    run_job(job_command(seeds, folder / "presets.json"))
-    want, got = cells(work / "reference" / "presets"), cells(folder / "presets")
-    rows = json.loads((folder / "presets.json").read_text())["results"]
-    keys = [(name, r["seed"]) for name, rs in rows.items() for r in rs]
-    return {"part": "jobs", "faults": injected, "survived": injected, "cells": len(want),
+    run_job(job_command(name, folder))
+    want, got = cells(cells_folder(name, work / name / "reference")), cells(cells_folder(name, folder))
+    keys = result_keys(name, folder)
+    return {"part": f"jobs/{name}", "faults": injected, "survived": injected, "cells": len(want),
             "lost": len(set(want) - set(got)), "duplicated": len(keys) - len(set(keys)),
             "differing": sum(got.get(k) != v for k, v in want.items() if k in got),
             "debris": len(list(folder.rglob("*.tmp"))), "finished_before_its_kill": finished_early,
@@ -181,8 +208,8 @@ def memory_soak(resets: int, num_envs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of the resumable job")
-    parser.add_argument("--job-seeds", default="0-9", help="seeds of the killed job (two methods each)")
+    parser.add_argument("--kills", nargs="+", default=["leaderboard=4", "presets=16"], metavar="JOB=K",
+                        help=f"SIGKILLs of each resumable job ({', '.join(JOBS)}; default %(default)s)")
     parser.add_argument("--worker-kills", type=int, default=10)
     parser.add_argument("--resets", type=int, default=1000, help="resets of the memory soak")
     parser.add_argument("--num-envs", type=int, default=4)
@@ -190,13 +217,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="seeds when and what is killed")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/faults.json"))
     args = parser.parse_args(argv)
+    kills: dict[str, int] = {}
+    for token in args.kills:
+        name, _, count = token.partition("=")
+        if name not in JOBS or not count.isdigit():
+            parser.error(f"--kills takes JOB=K with JOB one of {list(JOBS)} and K a count, got {token!r}")
+        kills[name] = int(count)
     rng = random.Random(args.seed)
     start = time.perf_counter()
     report: dict[str, Any] = {"command": "python scripts/bench_faults.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as work:
-        if "jobs" in args.parts:
-            report["jobs"] = job_faults(args.kills, args.job_seeds, Path(work), rng)
-            print(report["jobs"], flush=True)
+        for name in kills if "jobs" in args.parts else ():
+            report[f"jobs/{name}"] = job_faults(name, kills[name], Path(work), rng)
+            print(report[f"jobs/{name}"], flush=True)
     if "workers" in args.parts:
         report["workers"] = worker_faults(args.worker_kills, args.num_envs, rng)
         print(report["workers"], flush=True)
@@ -205,9 +238,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(report["memory"], flush=True)
     report["seconds"] = time.perf_counter() - start
     rows = []
-    if "jobs" in report:
-        j = report["jobs"]
-        rows.append(["SIGKILL of the resumable job", j["faults"], j["survived"],
+    for name in kills if "jobs" in args.parts else ():
+        j = report[f"jobs/{name}"]
+        rows.append([f"SIGKILL of a resumable job ({name}, {j['reference_seconds']:.0f} s uninterrupted)", j["faults"], j["survived"],
                      f"{j['lost']} lost, {j['duplicated']} duplicated, {j['differing']} differing of {j['cells']}; "
                      f"{j['debris']} temporary files", "—"])
     if "workers" in report:
