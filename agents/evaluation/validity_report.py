@@ -205,36 +205,40 @@ def markdown_report(result: ValidityResult) -> str:
 
 
 def plot_validity(result: ValidityResult, path: Path) -> Path:
-    """One scatter per fast tier: each policy's mean gain there (x) against on the validation tier (y)."""
+    """One scatter per fast tier: each policy's mean gain there (x) against on the validation tier (y); below
+    it, the same for the policies the fast tier scores above ``-VIABLE`` (the ranking a user relies on)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from distill_core.common.plots import save_figure
 
     cfg = result.config
     seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
     valid = np.nanmean(gain_matrix(result.rows, cfg.validation_id, policies, seeds), axis=1)
     colours = {"random": "tab:grey", "oracle": "tab:blue", "learner": "tab:orange"}
     table = {e["tier"]: e for e in agreement_table(result)}
-    fig, axes = plt.subplots(1, len(cfg.fast_ids), figsize=(4.6 * len(cfg.fast_ids), 4.4), squeeze=False)
-    for ax, env_id in zip(axes[0], cfg.fast_ids):
+    fig, axes = plt.subplots(2, len(cfg.fast_ids), figsize=(4.6 * len(cfg.fast_ids), 8.4), squeeze=False)
+    for column, env_id in enumerate(cfg.fast_ids):
         fast = np.nanmean(gain_matrix(result.rows, env_id, policies, seeds), axis=1)
-        for kind, colour in colours.items():
-            keep = [i for i, p in enumerate(policies) if policy_kind(p) == kind]
-            ax.scatter(fast[keep], valid[keep], c=colour, label=kind, s=28, edgecolors="black", linewidths=0.4)
-        ax.axhline(0, color="black", lw=0.6)
-        ax.axvline(0, color="black", lw=0.6)
-        rho, low, high = table[env_id]["rho"]
-        ax.set_title(f"{tier_name(env_id)}\nρ = {rho:+.2f} [{low:+.2f}, {high:+.2f}]", fontsize=10)
-        ax.set_xlabel("gain on the fast tier (points)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"gain on {tier_name(cfg.validation_id)} (points)")
+        for row, (key, what) in enumerate((("rho", "all policies"), ("rho_viable", f"above −{VIABLE:g} there"))):
+            ax = axes[row][column]
+            shown = np.ones(len(policies), bool) if row == 0 else fast > -VIABLE
+            for kind, colour in colours.items():
+                keep = [i for i, p in enumerate(policies) if policy_kind(p) == kind and shown[i]]
+                ax.scatter(fast[keep], valid[keep], c=colour, label=kind, s=28, edgecolors="black", linewidths=0.4)
+            ax.axhline(0, color="black", lw=0.6)
+            ax.axvline(0, color="black", lw=0.6)
+            rho, low, high = table[env_id][key]
+            ax.set_title(f"{tier_name(env_id)}, {what} ({int(shown.sum())})\nρ = {rho:+.2f} [{low:+.2f}, {high:+.2f}]",
+                         fontsize=10)
+            ax.set_xlabel("gain on the fast tier (points)")
+            ax.grid(alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel(f"gain on {tier_name(cfg.validation_id)} (points)")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
