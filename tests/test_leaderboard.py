@@ -125,6 +125,9 @@ def test_the_leaderboard_resumes_reports_failures_and_writes_its_files(tiny_smal
     with Runner("local") as runner, pytest.raises(ValueError, match="another budget of ppo_schedule"):
         run_leaderboard(config(learners=("ppo_schedule",), timesteps={"ppo_schedule": 8},
                                hyperparams={"ppo_schedule": TINY_PPO}), runner, tmp_path, progress=False)
+    # other held-out seeds would not be comparable: the folder is refused, naming what differs
+    with Runner("local") as runner, pytest.raises(ValueError, match=r"another configuration \(eval_seeds differ\)"):
+        run_leaderboard(config(eval_seeds=(2000, 2001)), runner, tmp_path, progress=False)
 
 
 def _counting(fn, seen):

@@ -147,10 +147,7 @@ def failure_path(out: Path, policy: str, run: int) -> Path:
 
 def cell_store(config: LeaderboardConfig, out: Path) -> CellStore:
     """The folder's cells (refused when it holds another configuration, :data:`EXTENDABLE` aside)."""
-    try:
-        return CellStore(Path(out), json_safe(asdict(config)), ignore=EXTENDABLE)
-    except ValueError as err:
-        raise ValueError(str(err).replace("a study", "a leaderboard")) from None
+    return CellStore(Path(out), json_safe(asdict(config)), ignore=EXTENDABLE)
 
 
 def cell_settings(config: LeaderboardConfig, policy: str) -> dict[str, Any]:
