@@ -24,8 +24,7 @@ from agents.evaluation.cli import add_backend_arguments, parse_seeds, runner_fro
 from agents.evaluation.oracles import SEARCHED
 from agents.evaluation.sensitivity import KNOB_GROUPS
 from agents.evaluation.validity import ALL_KNOBS, FAST_TIERS, ValidityConfig, ValidityResult, run_validity, tier_name
-from agents.evaluation.validity_report import markdown_report, result_from_files, write_validity
-from distill_core.common.report import write_text
+from agents.evaluation.validity_report import result_from_files, write_validity
 
 DEFAULTS = ValidityConfig()
 
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> ValidityResult:
     if args.report_from is not None:
         result = result_from_files(args.report_from / "config.json", args.report_from / "rows.csv")
         paths = write_validity(result, args.out)
-        print(markdown_report(result))
+        print(paths["report"].read_text())
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
         return result
     try:
@@ -100,9 +99,8 @@ def main(argv: list[str] | None = None) -> ValidityResult:
         return result
     header = (f"`{command}`\n\n{len(result.policies)} policies; one torch thread per process, backend {args.backend}; "
               f"{seconds / 60:.1f} min this invocation (cells finished before are read, not re-run).\n\n")
-    paths = write_validity(result, args.out)
-    write_text(header + markdown_report(result), paths["report"])
-    print(header + markdown_report(result))
+    paths = write_validity(result, args.out, header)
+    print(paths["report"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return result
 

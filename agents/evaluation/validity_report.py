@@ -74,13 +74,15 @@ def policy_kind(label: str) -> str:
 def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
     """Per fast tier: ρ over every policy and over those that keep the learning rate at the constants
     (``-lr_fixed`` random settings, the oracles of groups without it, learners of groups that hold it) and over those it
-    scores above ``-VIABLE``, with CIs, and the validation gain of the :data:`TOP` policies it ranks best."""
+    scores above ``-VIABLE``, with CIs, and the validation gain of the :data:`TOP` policies it ranks best; with each
+    policy's mean gain on both tiers (``labels``, ``fast_means``, ``validation_means``) for the scatter."""
     cfg = result.config
     seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
     valid = gain_matrix(result.rows, cfg.validation_id, policies, seeds)
     held = {f"{g.label}-seed{s}" for g in learner_groups(cfg) if g.holds_learning_rate for s in cfg.learner_seeds}
     fixed = [i for i, p in enumerate(policies)
              if p.endswith("-lr_fixed") or p in held or (policy_kind(p) == "oracle" and "learning_rate" not in p)]
+    valid_means = np.nanmean(valid, axis=1)
     table = []
     for env_id in cfg.fast_ids:
         fast = gain_matrix(result.rows, env_id, policies, seeds)
@@ -92,8 +94,9 @@ def agreement_table(result: ValidityResult) -> list[dict[str, Any]]:
         order = np.argsort(-means)[:TOP]
         table.append({"tier": env_id, "policies": len(policies), "rho": rho, "lr_fixed_policies": len(fixed),
                       "rho_lr_fixed": rho_fixed, "viable_policies": len(viable), "rho_viable": rho_viable,
+                      "labels": policies, "fast_means": means.tolist(), "validation_means": valid_means.tolist(),
                       "top": [{"policy": policies[i], "fast_gain": float(means[i]),
-                               "validation_gain": float(np.nanmean(valid[i])),
+                               "validation_gain": float(valid_means[i]),
                                "validation_ci": bootstrap_ci(valid[i][np.isfinite(valid[i])], resamples=cfg.resamples,
                                                              seed=cfg.bootstrap_seed)} for i in order]})
     return table
@@ -172,8 +175,10 @@ def result_from_files(config_path: Path, rows_path: Path) -> ValidityResult:
     return ValidityResult(config, rows, policies, float("nan"))
 
 
-def markdown_report(result: ValidityResult) -> str:
-    """The agreement table, the fast tier's best policies on the validation tier, and the learners."""
+def markdown_report(result: ValidityResult, agreement: list[dict[str, Any]] | None = None) -> str:
+    """The agreement table, the fast tier's best policies on the validation tier, and the learners.
+
+    :param agreement: :func:`agreement_table` of ``result`` when it is at hand (its bootstrap is not cheap)."""
     def points_text(value: float) -> str:  # the gains here are in points already
         return f"{value:+.2f}" if np.isfinite(value) else "–"
 
@@ -187,7 +192,7 @@ def markdown_report(result: ValidityResult) -> str:
              f"| fast tier | Spearman ρ (all policies) | 95 % CI | ρ, lr at ×1 | 95 % CI | ρ, above −{VIABLE:g} there | 95 % CI "
              "| its top 3 on the validation tier |",
              "|---|---|---|---|---|---|---|---|"]
-    for entry in agreement_table(result):
+    for entry in agreement if agreement is not None else agreement_table(result):
         rho, low, high = entry["rho"]
         fr, flow, fhigh = entry["rho_lr_fixed"]
         vr, vlow, vhigh = entry["rho_viable"]
@@ -204,7 +209,7 @@ def markdown_report(result: ValidityResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_validity(result: ValidityResult, path: Path) -> Path:
+def plot_validity(result: ValidityResult, path: Path, agreement: list[dict[str, Any]] | None = None) -> Path:
     """One scatter per fast tier: each policy's mean gain there (x) against on the validation tier (y); below
     it, the same for the policies the fast tier scores above ``-VIABLE`` (the ranking a user relies on)."""
     import matplotlib
@@ -215,13 +220,12 @@ def plot_validity(result: ValidityResult, path: Path) -> Path:
     from distill_core.common.plots import save_figure
 
     cfg = result.config
-    seeds, policies = list(cfg.test_seeds), [p for p in result.policies if p != BASELINE]
-    valid = np.nanmean(gain_matrix(result.rows, cfg.validation_id, policies, seeds), axis=1)
     colours = {"random": "tab:grey", "oracle": "tab:blue", "learner": "tab:orange"}
-    table = {e["tier"]: e for e in agreement_table(result)}
+    table = {e["tier"]: e for e in (agreement if agreement is not None else agreement_table(result))}
     fig, axes = plt.subplots(2, len(cfg.fast_ids), figsize=(4.6 * len(cfg.fast_ids), 8.4), squeeze=False)
     for column, env_id in enumerate(cfg.fast_ids):
-        fast = np.nanmean(gain_matrix(result.rows, env_id, policies, seeds), axis=1)
+        entry = table[env_id]
+        policies, fast, valid = entry["labels"], np.array(entry["fast_means"]), np.array(entry["validation_means"])
         for row, (key, what) in enumerate((("rho", "all policies"), ("rho_viable", f"above −{VIABLE:g} there"))):
             ax = axes[row][column]
             shown = np.ones(len(policies), bool) if row == 0 else fast > -VIABLE
@@ -230,7 +234,7 @@ def plot_validity(result: ValidityResult, path: Path) -> Path:
                 ax.scatter(fast[keep], valid[keep], c=colour, label=kind, s=28, edgecolors="black", linewidths=0.4)
             ax.axhline(0, color="black", lw=0.6)
             ax.axvline(0, color="black", lw=0.6)
-            rho, low, high = table[env_id][key]
+            rho, low, high = entry[key]
             ax.set_title(f"{tier_name(env_id)}, {what} ({int(shown.sum())})\nρ = {rho:+.2f} [{low:+.2f}, {high:+.2f}]",
                          fontsize=10)
             ax.set_xlabel("gain on the fast tier (points)")
@@ -241,19 +245,18 @@ def plot_validity(result: ValidityResult, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_validity(result: ValidityResult, out: Path) -> dict[str, Path]:
-    """``config.json``, ``report.md``, ``gains.csv``, ``rows.csv`` and ``validity.png`` in ``out`` (the first and
-    ``rows.csv`` are what :func:`result_from_files` reads back)."""
-    from distill_core.common.report import write_text
-
-    from distill_core.common.report import write_json
+def write_validity(result: ValidityResult, out: Path, header: str = "") -> dict[str, Path]:
+    """``config.json``, ``report.md`` (``header`` first), ``gains.csv``, ``rows.csv`` and ``validity.png`` in ``out``
+    (the first and ``rows.csv`` are what :func:`result_from_files` reads back)."""
+    from distill_core.common.report import write_json, write_text
 
     out = Path(out)
+    agreement = agreement_table(result)  # once, for the report and the scatter
     return {"config": write_json(result.config.settings(), out / "config.json"),  # the CellStore's own record
-            "report": write_text(markdown_report(result), out / "report.md"),
+            "report": write_text(header + markdown_report(result, agreement), out / "report.md"),
             "gains": write_text(gains_csv(result), out / "gains.csv"),
             "rows": write_text(rows_csv(result), out / "rows.csv"),
-            "plot": plot_validity(result, out / "validity.png")}
+            "plot": plot_validity(result, out / "validity.png", agreement)}
 
 
 __all__ = ["TOP", "VIABLE", "agreement_table", "gain_matrix", "gains_csv", "learner_table", "markdown_report", "plot_validity",
